@@ -1,0 +1,254 @@
+"""The `harness` command. Only argparse is imported at start-up: `harness --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+KINDS = ("dictionary_learner", "unlearning_method", "hallucination_mitigator", "metric", "suite", "model_source")
+
+
+def _registries(args: argparse.Namespace):  # noqa: ANN202 - lazy import keeps --help light
+    from harness.plugins import get_registries
+
+    return get_registries(plugins_dirs=[Path(d) for d in args.plugins_dir or []])
+
+
+# --------------------------------------------------------------------------- plugins
+def cmd_plugins(args: argparse.Namespace) -> int:
+    import json
+
+    from tabulate import tabulate
+
+    regs = _registries(args)
+    sources = regs.plugin_set.sources
+    rows = []
+    for kind, entry in regs.all_entries():
+        src = sources.get(entry.origin)
+        rows.append(
+            {
+                "name": entry.name,
+                "kind": kind,
+                "plugin": entry.origin,
+                "distribution": src.distribution if src else None,
+                "version": src.version if src else None,
+                "hooks": sorted(regs.hooks_of.get(entry.origin, [])),
+                "source": src.origin if src else None,
+                "description": entry.obj.description,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("No plugins loaded (check HARNESS_LOAD_PLUGINS / HARNESS_DISABLE_PLUGINS).")
+        return 0
+    table = [[r["name"], r["kind"], r["plugin"], r["distribution"] or r["source"], r["version"] or "-",
+              r["description"][:60]] for r in rows]
+    print(tabulate(table, headers=["name", "kind", "plugin", "distribution", "version", "description"]))
+    return 0
+
+
+# --------------------------------------------------------------------------- run
+def _spec_from_args(args: argparse.Namespace):  # noqa: ANN202
+    from harness.config import load_spec
+
+    overrides = {
+        "suites": args.suite,
+        "methods": args.method,
+        "models": args.model,
+        "seeds": args.seed,
+        "extra_metrics": args.extra_metric,
+        "device": args.device,
+        "dtype": args.dtype,
+        "output_dir": args.output_dir,
+        "leaderboard_dir": args.leaderboard_dir,
+    }
+    if args.baselines_only:
+        overrides["methods"] = []
+    return load_spec(Path(args.spec) if args.spec else None, overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.leaderboard import build_leaderboards
+    from harness.runner import execute, plan
+    from harness.store import Store
+
+    regs = _registries(args)
+    spec = _spec_from_args(args)
+    cells = plan(spec, regs)
+    store = Store(spec.output_dir)
+    if not cells:
+        print("Nothing to run: no suites are registered (see `harness plugins`).")
+        return 0
+    todo = [c for c in cells if args.force or not store.is_done(c.cell.suite, c.key)]
+    print(f"{len(cells)} cells planned, {len(cells) - len(todo)} already recorded in {spec.output_dir}, "
+          f"{len(todo)} to compute.", file=sys.stderr)
+    if args.dry_run:
+        for c in cells:
+            state = "todo" if c in todo else "done"
+            print(f"{state:5s} {c.cell.suite:14s} {c.label:24s} {c.cell.model:28s} seed={c.cell.seed} {c.key[:12]}")
+        return 0
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(cells), desc="cells", disable=args.no_progress, unit="cell")
+
+    def on_cell(pc, rec) -> None:  # noqa: ANN001
+        bar.set_postfix_str(f"{pc.cell.suite}/{pc.label}/{pc.cell.model}", refresh=False)
+        bar.update(1)
+
+    summary = execute(cells, store, regs, device=spec.device, force=args.force, progress=not args.no_progress,
+                      on_cell=on_cell)
+    bar.close()
+    suites = sorted({c.cell.suite for c in cells})
+    boards = build_leaderboards(store, spec.leaderboard_dir, regs, suites)
+    for md in boards.values():
+        print(md)
+    print(f"computed {summary.done}, reused {summary.skipped}, failed {summary.failed}; records in "
+          f"{spec.output_dir}, leaderboards in {spec.leaderboard_dir}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from harness.runner import plan
+    from harness.store import Store
+
+    regs = _registries(args)
+    spec = _spec_from_args(args)
+    store = Store(spec.output_dir)
+    counts: Counter[tuple[str, str]] = Counter()
+    for c in plan(spec, regs):
+        rec = store.get(c.cell.suite, c.key)
+        counts[(c.cell.suite, "pending" if rec is None else rec.status)] += 1
+    for suite in sorted({s for s, _ in counts}):
+        print(f"{suite}: done {counts[(suite, 'ok')]}, failed {counts[(suite, 'failed')]}, "
+              f"pending {counts[(suite, 'pending')]}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from harness.leaderboard import build_leaderboards
+    from harness.store import Store
+
+    regs = _registries(args)
+    boards = build_leaderboards(Store(Path(args.output_dir)), Path(args.leaderboard_dir), regs, args.suite)
+    if not boards:
+        print(f"No records in {args.output_dir}; run `harness run` first.")
+    for md in boards.values():
+        print(md)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.schema import full_schema
+
+    print(json.dumps(full_schema(_registries(args), only=args.plugin), indent=2))
+    return 0
+
+
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from harness.scaffold import scaffold
+
+    path = scaffold(args.name, args.kind, Path(args.dir))
+    print(f"Created {path}. Next: pip install -e {path} && harness plugins")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def _add_spec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spec", help="Run spec (YAML); flags below override its fields.")
+    p.add_argument("--suite", action="append", help="Suite to run (repeatable; default: all registered).")
+    p.add_argument("--method", action="append", help="Method to compare (repeatable; default: all registered).")
+    p.add_argument("--baselines-only", action="store_true", help="Score the unmodified models only.")
+    p.add_argument("--model", action="append",
+                   help="Model: [source:]name[@revision], e.g. zoo:zoo-m or EleutherAI/pythia-70m (repeatable).")
+    p.add_argument("--seed", action="append", type=int, help="Seed (repeatable; default 0).")
+    p.add_argument("--extra-metric", action="append",
+                   help="A model-scope metric computed on every cell's model, e.g. from a third-party plugin.")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="Device (default auto).")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], help="Model dtype.")
+    p.add_argument("--output-dir", help="Results store (default harness-results).")
+    p.add_argument("--leaderboard-dir", help="Where leaderboards are written (default leaderboards).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from harness import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Benchmark methods that read, edit or retrain the insides of language models.",
+    )
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    parser.add_argument("--plugins-dir", action="append", metavar="DIR",
+                        help="Also load one-file plugins (*.py) from DIR (repeatable).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="List the loaded plugins.")
+    p.add_argument("--json", action="store_true", help="Machine-readable output.")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("run", help="Run a spec (default: every suite on the embedded zoo) and print leaderboards.")
+    _add_spec_args(p)
+    p.add_argument("--force", action="store_true", help="Recompute cells already recorded (old records kept).")
+    p.add_argument("--dry-run", action="store_true", help="Print the planned cells and stop.")
+    p.add_argument("--no-progress", action="store_true", help="No progress bars.")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="Done / failed / pending cells of a spec.")
+    _add_spec_args(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("leaderboard", help="Rebuild leaderboards from the results store.")
+    p.add_argument("--output-dir", default="harness-results", help="Results store.")
+    p.add_argument("--leaderboard-dir", default="leaderboards", help="Where leaderboards are written.")
+    p.add_argument("--suite", action="append", help="Only this suite (repeatable).")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("schema", help="JSON schema of the run spec and of every plugin's config.")
+    p.add_argument("--plugin", help="Only this plugin's config schema.")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("new-plugin", help="Scaffold a plugin package (pyproject, module, README, test).")
+    p.add_argument("name", help="Plugin name, e.g. my_metric.")
+    p.add_argument("--kind", required=True, choices=KINDS, help="What the plugin registers.")
+    p.add_argument("--dir", default=".", help="Parent folder of the new package.")
+    p.set_defaults(func=cmd_new_plugin)
+
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
+    """Commands of core sub-packages that may be absent in a slim install (e.g. the zoo)."""
+    try:
+        from harness.zoo.cli import configure_parser
+    except ImportError:
+        return
+    configure_parser(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from harness.errors import HarnessError
+
+    try:
+        return int(args.func(args) or 0)
+    except HarnessError as e:
+        print(f"harness: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted; finished cells are kept in the store.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

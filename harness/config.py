@@ -1,0 +1,162 @@
+"""Pydantic base for every config, the run spec, and readable validation errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from harness.errors import SpecError
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class PluginConfig(BaseModel):
+    """Base of every plugin config: unknown keys are errors, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def format_validation_error(err: ValidationError, where: str, fields: list[str] | None = None) -> str:
+    """One line per problem: the full field path, what was wrong, and how to fix it."""
+    lines = [f"Invalid {where}:"]
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            from harness.errors import did_you_mean
+
+            last = str(e["loc"][-1]) if e["loc"] else path
+            hint = did_you_mean(last, fields or [])
+            allowed = f" Allowed keys: {', '.join(fields)}." if fields else ""
+            lines.append(f"  - {path}: unknown key.{hint}{allowed}")
+        else:
+            got = e.get("input")
+            shown = repr(got) if not isinstance(got, Mapping) else "{...}"
+            if len(shown) > 80:
+                shown = shown[:77] + "..."
+            lines.append(f"  - {path}: {e['msg']} (got {shown}).")
+    return "\n".join(lines)
+
+
+def validate_config(cls: type[C], data: Mapping[str, Any] | BaseModel, *, where: str) -> C:
+    """``cls.model_validate(data)``, re-raised as a :class:`SpecError` naming ``where``."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump()
+    if not isinstance(data, Mapping):
+        raise SpecError(f"Invalid {where}: expected a mapping of config keys, got {type(data).__name__}.")
+    try:
+        return cls.model_validate(dict(data))
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err, where, sorted(cls.model_fields))) from None
+
+
+# --------------------------------------------------------------------------- run spec
+_REF_RE = re.compile(r"^(?:(?P<source>[a-z][a-z0-9_\-]*):)?(?P<name>[^@]+?)(?:@(?P<revision>[^@]+))?$")
+
+
+class ModelRef(BaseModel):
+    """A model: its source plugin, name (hub name, local path or zoo name) and revision."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field("hf", description="Model source plugin (`harness plugins` lists them): zoo, hf, ...")
+    name: str = Field(description="Model name within the source: zoo name, HF hub name or local path.")
+    revision: str | None = Field(None, description="Revision (e.g. Pythia-style 'step1000'); None = the default.")
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        """Parse ``[source:]name[@revision]``; a bare name is a Hugging Face name or path."""
+        m = _REF_RE.match(text.strip())
+        if not m or not m.group("name"):
+            raise SpecError(
+                f'Invalid model reference "{text}". Use [source:]name[@revision], e.g. '
+                '"zoo:zoo-m", "zoo:zoo-m@step500" or "EleutherAI/pythia-70m".'
+            )
+        source = m.group("source") or "hf"
+        return cls(source=source, name=m.group("name"), revision=m.group("revision"))
+
+    def __str__(self) -> str:
+        rev = f"@{self.revision}" if self.revision else ""
+        return f"{self.source}:{self.name}{rev}"
+
+
+class ComponentSpec(BaseModel):
+    """A plugin chosen by name with its config (validated against the plugin's Config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Registered plugin name (see `harness plugins`).")
+    config: dict[str, Any] = Field(default_factory=dict, description="Config of the plugin; see `harness schema`.")
+    label: str | None = Field(None, description="Row label in leaderboards (default: the name).")
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+class RunSpec(BaseModel):
+    """What `harness run` computes: suites x methods x models x seeds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    suites: list[ComponentSpec] = Field(
+        default_factory=list, description="Suites to run; empty = every registered suite with its default config."
+    )
+    methods: list[ComponentSpec] | None = Field(
+        None,
+        description="Methods to compare; None = every registered method of the kinds each suite compares, "
+        "default configs; [] = baselines only.",
+    )
+    models: list[ModelRef] = Field(
+        default_factory=list, description="Models; empty = each suite's default models (the embedded zoo)."
+    )
+    extra_metrics: list[str] = Field(
+        default_factory=list,
+        description="Model-scope metrics (any plugin's) computed on every cell's evaluated model, after its suite.",
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds; one cell per seed.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Model dtype.")
+    output_dir: Path = Field(Path("harness-results"), description="Where run records and artifacts are stored.")
+    leaderboard_dir: Path = Field(Path("leaderboards"), description="Where leaderboards are written.")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _parse_model_strings(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [ModelRef.parse(x) if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("suites", "methods", mode="before")
+    @classmethod
+    def _parse_names(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+
+def load_spec(path: Path | None, overrides: Mapping[str, Any] | None = None) -> RunSpec:
+    """Read a YAML/JSON run spec (or start from the default) and apply CLI overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        import yaml
+
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise SpecError(f"Cannot read run spec {path}: {e.strerror}.") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise SpecError(f"Run spec {path} is not valid YAML: {e}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SpecError(f"Run spec {path} must be a mapping (suites:, methods:, models:, ...).")
+        data = dict(loaded or {})
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key] = value
+    where = f"run spec {path}" if path else "run spec"
+    return validate_config(RunSpec, data, where=where)

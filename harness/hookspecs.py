@@ -1,0 +1,86 @@
+"""The hooks a harness plugin can implement.
+
+Each hook receives one typed ``register`` object: call it with a class to register that
+class (the registry key is the class's ``name`` attribute). A plugin implements hooks
+with ``@harness.hookimpl`` and is found through the ``harness`` entry-point group::
+
+    from harness import hookimpl
+    from harness.protocols import Metric
+
+    class MyMetric(Metric):
+        name = "my_metric"
+        ...
+
+    @hookimpl
+    def register_metrics(register):
+        register(MyMetric)
+
+Built-in plugins under ``plugins/`` use exactly these hooks. No hook here is
+``firstresult``: every plugin's registrations are collected.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.protocols import (
+        DictionaryLearner,
+        HallucinationMitigator,
+        Metric,
+        ModelSource,
+        Suite,
+        UnlearningMethod,
+    )
+    from harness.registry import Register
+
+hookspec = pluggy.HookspecMarker("harness")
+
+
+@hookspec
+def register_dictionary_learners(register: Register[DictionaryLearner]) -> None:
+    """Register sparse dictionary learners (SAE architectures): subclasses of
+    :class:`harness.protocols.DictionaryLearner` (and ``torch.nn.Module``)."""
+
+
+@hookspec
+def register_unlearning_methods(register: Register[UnlearningMethod]) -> None:
+    """Register unlearning / concept-erasure methods: subclasses of
+    :class:`harness.protocols.UnlearningMethod` whose ``fit`` returns an Intervention."""
+
+
+@hookspec
+def register_hallucination_mitigators(register: Register[HallucinationMitigator]) -> None:
+    """Register hallucination mitigators (training protocols or inference-time edits):
+    subclasses of :class:`harness.protocols.HallucinationMitigator`."""
+
+
+@hookspec
+def register_metrics(register: Register[Metric]) -> None:
+    """Register metrics: subclasses of :class:`harness.protocols.Metric` declaring
+    ``higher_is_better``, ``scope``, ``aggregation`` and ``unit``."""
+
+
+@hookspec
+def register_suites(register: Register[Suite]) -> None:
+    """Register benchmark suites: subclasses of :class:`harness.protocols.Suite`, each
+    declaring the method kinds it compares and the metrics it reports."""
+
+
+@hookspec
+def register_models(register: Register[ModelSource]) -> None:
+    """Register model sources (e.g. the embedded zoo, Hugging Face): subclasses of
+    :class:`harness.protocols.ModelSource`."""
+
+
+#: hook name -> plugin kind it fills (the registries are built from this table).
+HOOK_KINDS: dict[str, str] = {
+    "register_dictionary_learners": "dictionary_learner",
+    "register_unlearning_methods": "unlearning_method",
+    "register_hallucination_mitigators": "hallucination_mitigator",
+    "register_metrics": "metric",
+    "register_suites": "suite",
+    "register_models": "model_source",
+}

@@ -1,0 +1,197 @@
+"""The contracts plugins implement: four method kinds plus Suite and ModelSource.
+
+Every plugin class has a unique ``name`` (its registry key, written once), a one-line
+``description`` and a pydantic ``Config`` (``extra="forbid"``, every field described).
+Heavy libraries (torch, transformers) are never imported here: a learner implements
+this ABC *and* ``torch.nn.Module`` in its own module.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from harness.config import PluginConfig, validate_config
+from harness.results import MetricValue, SuiteOutput
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.context import CellContext
+
+Kind = Literal[
+    "dictionary_learner",
+    "unlearning_method",
+    "hallucination_mitigator",
+    "metric",
+    "suite",
+    "model_source",
+]
+METHOD_KINDS: tuple[Kind, ...] = ("dictionary_learner", "unlearning_method", "hallucination_mitigator")
+
+
+class Plugin(ABC):
+    """Common base: name, description, config and citation of one plugin class."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+    description: ClassVar[str] = ""
+    #: arXiv id or other citation key of the paper the method comes from, if any.
+    paper: ClassVar[str | None] = None
+    Config: ClassVar[type[PluginConfig]] = PluginConfig
+
+    def __init__(self, config: PluginConfig | Mapping[str, Any] | None = None) -> None:
+        self.config = self.parse_config(config)
+
+    @classmethod
+    def parse_config(cls, data: PluginConfig | Mapping[str, Any] | None, at: str | None = None) -> PluginConfig:
+        """Validate ``data`` against ``cls.Config``; errors name the plugin, ``at`` (where the
+        config was written, e.g. ``methods[0].config``) and the field path."""
+        if isinstance(data, cls.Config):
+            return data
+        where = f'config of {cls.kind.replace("_", " ")} "{cls.name}"' + (f" ({at})" if at else "")
+        return validate_config(cls.Config, data or {}, where=where)
+
+
+# --------------------------------------------------------------------------- methods
+class DictionaryLearner(Plugin):
+    """A sparse dictionary (SAE) over activations of width ``d_in``.
+
+    Implementations also subclass ``torch.nn.Module``. Parameter names follow SAELens
+    where they exist (``W_enc`` [d_in, d_sae], ``b_enc``, ``W_dec`` [d_sae, d_in], ``b_dec``);
+    ``save``/``load`` use ``cfg.json`` + ``*.safetensors``.
+    """
+
+    kind: ClassVar[Kind] = "dictionary_learner"
+
+    @classmethod
+    @abstractmethod
+    def create(cls, d_in: int, config: PluginConfig, *, seed: int) -> DictionaryLearner:
+        """A freshly initialised learner for inputs of width ``d_in``."""
+
+    @abstractmethod
+    def encode(self, x: Any) -> Any:
+        """Latent activations ``f`` [..., d_sae] for inputs ``x`` [..., d_in]."""
+
+    @abstractmethod
+    def decode(self, f: Any) -> Any:
+        """Reconstruction [..., d_in] from latents ``f``."""
+
+    @abstractmethod
+    def loss(self, x: Any, step: int, total_steps: int) -> tuple[Any, dict[str, float]]:
+        """Training loss for a batch and a dict of scalars to log (e.g. mse, l0)."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write ``cfg.json`` and ``*.safetensors`` into ``directory``."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path) -> DictionaryLearner:
+        """Read what :meth:`save` wrote (safetensors only)."""
+
+
+class Intervention(ABC):
+    """An edit of a model that can be applied and removed (hooks or weight edits).
+
+    ``id`` must be stable for identical edits: caches (e.g. lm-eval results) key on it.
+    """
+
+    id: str
+
+    @abstractmethod
+    def apply(self, model: Any) -> AbstractContextManager[Any]:
+        """Context manager: inside it the model is edited; on exit it is restored."""
+
+
+class UnlearningMethod(Plugin):
+    """Removes a concept or memorised content: returns an :class:`Intervention`."""
+
+    kind: ClassVar[Kind] = "unlearning_method"
+
+    @abstractmethod
+    def fit(self, model: Any, forget: Any, retain: Any, *, seed: int) -> Intervention:
+        """Fit the erasure on ``forget`` (and ``retain``) data of ``model``."""
+
+
+class HallucinationMitigator(Plugin):
+    """A training protocol or inference-time intervention that reduces hallucination."""
+
+    kind: ClassVar[Kind] = "hallucination_mitigator"
+
+    @abstractmethod
+    def apply(self, model: Any, data: Any, *, seed: int) -> Any:
+        """Return the mitigated model (trained copy, or the model with an intervention)."""
+
+
+# --------------------------------------------------------------------------- metrics
+class Metric(Plugin):
+    """A score with a declared direction; leaderboards sort only from these declarations."""
+
+    kind: ClassVar[Kind] = "metric"
+    higher_is_better: ClassVar[bool]
+    #: What it scores: an SAE, a model, generations, or an intervention.
+    scope: ClassVar[Literal["sae", "model", "generations", "intervention"]]
+    #: How values over seeds / samples combine into a leaderboard cell.
+    aggregation: ClassVar[Literal["mean", "median"]] = "mean"
+    unit: ClassVar[str] = ""
+    #: Chance level, when one exists (leaderboards show a normalised score next to it).
+    chance: ClassVar[float | None] = None
+
+    @abstractmethod
+    def compute(self, inputs: Mapping[str, Any]) -> float | MetricValue | list[MetricValue]:
+        """Score ``inputs`` (the keys a metric needs are documented by its scope)."""
+
+    def value(self, value: float, *, key: str | None = None, **extra: Any) -> MetricValue:
+        """Build a :class:`MetricValue` for this metric."""
+        return MetricValue(metric=self.name, key=key, value=value, **extra)
+
+
+# --------------------------------------------------------------------------- suites
+class Suite(Plugin):
+    """A standardized comparison. One cell = (method or baseline, model, seed)."""
+
+    kind: ClassVar[Kind] = "suite"
+    #: Method kinds this suite compares (empty: it scores models only).
+    method_kinds: ClassVar[tuple[Kind, ...]] = ()
+    #: Whether the unmodified model is a row of its own (the reference row).
+    include_baseline: ClassVar[bool] = True
+    #: Registered metric names it reports; the first one ranks the leaderboard.
+    metrics: ClassVar[tuple[str, ...]] = ()
+    #: Bumped whenever a change of the suite changes its numbers (part of every record key).
+    version: ClassVar[str] = "1"
+    #: Model references used when a run spec names none (e.g. "zoo:zoo-m").
+    default_models: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def run(self, cell: CellContext) -> SuiteOutput:
+        """Compute this suite's metrics for one cell."""
+
+
+class ModelSource(Plugin):
+    """Where models come from (the embedded zoo, Hugging Face names or paths, ...)."""
+
+    kind: ClassVar[Kind] = "model_source"
+
+    @abstractmethod
+    def list_models(self) -> list[str]:
+        """Names this source can load without network (may be empty)."""
+
+    @abstractmethod
+    def resolve(self, name: str, revision: str | None) -> dict[str, Any]:
+        """Provenance of a model without loading it: at least name, revision, and a fingerprint."""
+
+    @abstractmethod
+    def load(self, name: str, revision: str | None, *, device: str, dtype: str) -> Any:
+        """Load the model (a ``harness.models.LoadedModel``)."""
+
+
+PLUGIN_BASES: dict[Kind, type[Plugin]] = {
+    "dictionary_learner": DictionaryLearner,
+    "unlearning_method": UnlearningMethod,
+    "hallucination_mitigator": HallucinationMitigator,
+    "metric": Metric,
+    "suite": Suite,
+    "model_source": ModelSource,
+}

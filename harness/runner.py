@@ -1,0 +1,219 @@
+"""Plan a run spec into cells, and compute the cells not yet in the store.
+
+Everything is validated while planning (every suite, method and config, every model
+reference), so a typo fails before any compute and nothing recorded is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config import ComponentSpec, ModelRef, PluginConfig, RunSpec
+from harness.context import CellContext, resolve_device, seed_everything
+from harness.errors import HarnessError, SpecError
+from harness.plugins import Registries
+from harness.protocols import Plugin, Suite
+from harness.provenance import now_iso, provenance
+from harness.results import Cell, MetricValue, Provenance, RunRecord, SuiteOutput
+from harness.store import Store
+
+log = logging.getLogger("harness")
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    """A cell and the validated objects needed to compute it."""
+
+    cell: Cell
+    label: str
+    suite_cls: type[Suite]
+    suite_config: PluginConfig
+    method_cls: type[Plugin] | None
+    method_config: PluginConfig | None
+    model_ref: ModelRef
+
+    @property
+    def key(self) -> str:
+        return self.cell.key()
+
+
+def _methods_for(suite_cls: type[Suite], spec: RunSpec, registries: Registries) -> list[tuple[ComponentSpec, type[Plugin]]]:
+    if spec.methods is None:
+        chosen = [
+            (ComponentSpec(name=name), registries[kind].get(name))
+            for kind in suite_cls.method_kinds
+            for name in registries[kind].names()
+        ]
+    else:
+        chosen = [(m, registries.method(m.name)) for m in spec.methods]
+        chosen = [(m, cls) for m, cls in chosen if cls.kind in suite_cls.method_kinds]
+    return chosen
+
+
+def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
+    """Expand ``spec`` into cells; raises :class:`SpecError` / UnknownNameError on any bad input."""
+    suite_specs = spec.suites or [ComponentSpec(name=n) for n in registries.suites.names()]
+    if spec.methods:  # every named method must exist and be compared by some chosen suite
+        kinds = {k for s in suite_specs for k in registries.suites.get(s.name).method_kinds}
+        for i, m in enumerate(spec.methods):
+            cls = registries.method(m.name)
+            cls.parse_config(m.config, at=f"methods[{i}].config")
+            if cls.kind not in kinds:
+                raise SpecError(
+                    f'Method "{m.name}" is a {cls.kind.replace("_", " ")}, but none of the chosen suites '
+                    f"({', '.join(s.name for s in suite_specs)}) compares that kind. Add a suite that does, "
+                    "or drop the method."
+                )
+    for name in spec.extra_metrics:
+        mcls = registries.metrics.get(name)
+        if mcls.scope != "model":
+            raise SpecError(
+                f'extra_metrics: "{name}" has scope "{mcls.scope}"; only model-scope metrics can be added to '
+                "every cell. Use a suite that computes it instead."
+            )
+    cells: list[PlannedCell] = []
+    resolved: dict[ModelRef, str] = {}
+    for i, s in enumerate(suite_specs):
+        suite_cls = registries.suites.get(s.name)
+        suite_cfg = suite_cls.parse_config(s.config, at=f"suites[{i}].config")
+        for metric in suite_cls.metrics:
+            if metric not in registries.metrics:
+                raise SpecError(
+                    f'Suite "{suite_cls.name}" reports metric "{metric}", which no plugin registers. '
+                    "Install or enable the plugin that provides it."
+                )
+        rows: list[tuple[ComponentSpec | None, type[Plugin] | None]] = []
+        if suite_cls.include_baseline:
+            rows.append((None, None))
+        rows.extend(_methods_for(suite_cls, spec, registries))
+        models = spec.models or [ModelRef.parse(m) for m in suite_cls.default_models]
+        if not models:
+            raise SpecError(f'Suite "{suite_cls.name}" has no default models; pass --model or models: in the spec.')
+        for model in models:
+            if model not in resolved:
+                source = registries.model_sources.get(model.source)()
+                resolved[model] = str(source.resolve(model.name, model.revision)["fingerprint"])
+            for mspec, mcls in rows:
+                mcfg = mcls.parse_config(mspec.config) if mcls and mspec else None
+                for seed in spec.seeds:
+                    cell = Cell(
+                        suite=suite_cls.name,
+                        suite_version=suite_cls.version,
+                        suite_config=suite_cfg.model_dump(mode="json"),
+                        method=mcls.name if mcls else None,
+                        method_kind=mcls.kind if mcls else None,
+                        method_config=mcfg.model_dump(mode="json") if mcfg else None,
+                        model=str(model),
+                        model_fingerprint=resolved[model],
+                        seed=seed,
+                        dtype=spec.dtype,
+                        extra_metrics=list(spec.extra_metrics),
+                    )
+                    label = mspec.display if mspec else "base model"
+                    cells.append(PlannedCell(cell, label, suite_cls, suite_cfg, mcls, mcfg, model))
+    return cells
+
+
+@dataclass
+class RunSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+def _check_output(out: Any, suite_cls: type[Suite], registries: Registries) -> SuiteOutput:
+    if not isinstance(out, SuiteOutput):
+        raise TypeError(f'Suite "{suite_cls.name}" returned {type(out).__name__}, expected SuiteOutput.')
+    for mv in out.metrics:
+        if mv.metric not in registries.metrics:
+            raise TypeError(f'Suite "{suite_cls.name}" returned a value of unregistered metric "{mv.metric}".')
+    return out
+
+
+def _add_extra_metrics(output: SuiteOutput, ctx: CellContext, names: list[str]) -> SuiteOutput:
+    if not names:
+        return output
+    model = ctx.evaluated_model if ctx.evaluated_model is not None else ctx.load_model()
+    extra = []
+    for name in names:
+        value = ctx.metric(name).compute({"model": model})
+        values = value if isinstance(value, list) else [value]
+        extra += [v if isinstance(v, MetricValue) else MetricValue(metric=name, value=float(v)) for v in values]
+    return output.model_copy(update={"metrics": [*output.metrics, *extra]})
+
+
+def execute(
+    cells: list[PlannedCell],
+    store: Store,
+    registries: Registries,
+    *,
+    device: str = "auto",
+    force: bool = False,
+    progress: bool = True,
+    on_cell: Callable[[PlannedCell, RunRecord | None], None] | None = None,
+) -> RunSummary:
+    """Compute every cell not already recorded (all of them with ``force``).
+
+    A cell that raises is recorded as ``failed`` (with its traceback) and the run goes on.
+    """
+    summary = RunSummary()
+    resolved_device = resolve_device(device) if cells else "cpu"
+    for pc in cells:
+        if not force and store.is_done(pc.cell.suite, pc.key):
+            summary.skipped += 1
+            if on_cell:
+                on_cell(pc, None)
+            continue
+        started, t0 = now_iso(), time.perf_counter()
+        output: SuiteOutput | None = None
+        error: dict[str, str] | None = None
+        try:
+            seed_everything(pc.cell.seed)
+            ctx = CellContext(
+                suite_config=pc.suite_config,
+                method=pc.method_cls(pc.method_config) if pc.method_cls else None,
+                model_ref=pc.model_ref,
+                model_source=registries.model_sources.get(pc.model_ref.source)(),
+                seed=pc.cell.seed,
+                device=resolved_device,
+                dtype=pc.cell.dtype,
+                registries=registries,
+                artifact_dir=store.artifact_dir(pc.key),
+                progress_enabled=progress,
+            )
+            output = _check_output(pc.suite_cls(pc.suite_config).run(ctx), pc.suite_cls, registries)
+            output = _add_extra_metrics(output, ctx, pc.cell.extra_metrics)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - a failing cell is recorded, the run goes on
+            error = {
+                "type": type(e).__name__,
+                "message": str(e),
+                "traceback": "" if isinstance(e, HarnessError) else traceback.format_exc(),
+            }
+            log.error("cell %s / %s / %s failed: %s: %s", pc.cell.suite, pc.label, pc.cell.model, type(e).__name__, e)
+        record = RunRecord(
+            key=pc.key,
+            cell=pc.cell,
+            label=pc.label,
+            status="ok" if error is None else "failed",
+            output=output,
+            error=error,
+            provenance=Provenance(**provenance(resolved_device, started, time.perf_counter() - t0)),
+        )
+        if force and record.status == "ok" and store.is_done(pc.cell.suite, pc.key):
+            store.replace(record)
+        else:
+            store.put(record)
+        if error is None:
+            summary.done += 1
+        else:
+            summary.failed += 1
+        if on_cell:
+            on_cell(pc, record)
+    return summary

@@ -1,0 +1,157 @@
+"""`harness new-plugin NAME --kind KIND`: a ready-to-install plugin package.
+
+Creates ``harness-<name>/`` with a pyproject registering the entry point (group
+``harness``), the module with a working example of the kind, a README with a citation
+block, and a test that passes as generated.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.hookspecs import HOOK_KINDS
+
+_BASES = {
+    "dictionary_learner": "DictionaryLearner",
+    "unlearning_method": "UnlearningMethod",
+    "hallucination_mitigator": "HallucinationMitigator",
+    "metric": "Metric",
+    "suite": "Suite",
+    "model_source": "ModelSource",
+}
+
+_METRIC_BODY = '''
+class {cls}(Metric):
+    """Mean of a list of numbers (replace with your metric)."""
+
+    name = "{name}"
+    description = "Mean of the values it is given."
+    higher_is_better = True
+    scope = "model"
+    unit = ""
+
+    class Config(PluginConfig):
+        scale: float = Field(1.0, description="Multiplies the mean.")
+
+    def compute(self, inputs):
+        values = list(inputs["values"])
+        return self.value(self.config.scale * sum(values) / len(values), n=len(values))
+'''
+
+_SUITE_BODY = '''
+class {cls}Params(Metric):
+    """Parameter count of the model, in millions."""
+
+    name = "{name}_params"
+    description = "Number of model parameters (millions)."
+    higher_is_better = False
+    scope = "model"
+    unit = "M"
+
+    def compute(self, inputs):
+        return self.value(sum(p.numel() for p in inputs["model"].parameters()) / 1e6)
+
+
+class {cls}(Suite):
+    """Scores each model by its size (replace with your benchmark)."""
+
+    name = "{name}"
+    description = "Model size in millions of parameters."
+    metrics = ("{name}_params",)
+    default_models = ("zoo:zoo-s",)
+
+    class Config(PluginConfig):
+        pass
+
+    def run(self, cell):
+        loaded = cell.load_model()
+        return SuiteOutput(metrics=[cell.metric("{name}_params").compute({{"model": loaded.model}})])
+'''
+
+_GENERIC_BODY = '''
+class {cls}({base}):
+    """{doc}"""
+
+    name = "{name}"
+    description = "Describe your method in one line."
+    paper = None  # e.g. "arXiv:2509.22994"
+
+    class Config(PluginConfig):
+        strength: float = Field(1.0, description="An example hyper-parameter.")
+
+    # Implement the abstract methods of harness.protocols.{base}; see its docstrings.
+'''
+
+
+def _module(name: str, kind: str) -> str:
+    cls = "".join(p.capitalize() for p in re.split(r"[_\-]", name))
+    base = _BASES[kind]
+    hook = next(h for h, k in HOOK_KINDS.items() if k == kind)
+    imports = ["from pydantic import Field", "", "from harness import hookimpl", "from harness.config import PluginConfig"]
+    if kind == "metric":
+        imports.append("from harness.protocols import Metric")
+        body, registered = _METRIC_BODY.format(cls=cls, name=name), [cls]
+    elif kind == "suite":
+        imports += ["from harness.protocols import Metric, Suite", "from harness.results import SuiteOutput"]
+        body, registered = _SUITE_BODY.format(cls=cls, name=name), [cls]
+    else:
+        imports.append(f"from harness.protocols import {base}")
+        doc = f"A {kind.replace('_', ' ')} (fill in the abstract methods of {base})."
+        body, registered = _GENERIC_BODY.format(cls=cls, name=name, base=base, doc=doc), [cls]
+    hooks = f"\n\n@hookimpl\ndef {hook}(register):\n" + "".join(f"    register({c})\n" for c in registered)
+    if kind == "suite":
+        hooks += f"\n\n@hookimpl\ndef register_metrics(register):\n    register({cls}Params)\n"
+    return f'"""harness plugin {name}: a {kind.replace("_", " ")}."""\n\n' + "\n".join(imports) + "\n" + body + hooks
+
+
+def _test(name: str, kind: str) -> str:
+    pkg = f"harness_{name.replace('-', '_')}"
+    extra = ""
+    if kind == "metric":
+        extra = (
+            f'\n\ndef test_computes(harness_registries_with):\n'
+            f'    regs = harness_registries_with(("{name}", {pkg}))\n'
+            f'    metric = regs.metrics.get("{name}")()\n'
+            f'    assert metric.compute({{"values": [1.0, 2.0, 3.0]}}).value == 2.0\n'
+        )
+    return (
+        f"import {pkg}\n\n\n"
+        f"def test_registers_and_round_trips(harness_registries_with):\n"
+        f'    regs = harness_registries_with(("{name}", {pkg}))\n'
+        f'    cls = regs["{kind}"].get("{name}")\n'
+        f"    cfg = cls.Config()\n"
+        f"    assert cls.Config.model_validate_json(cfg.model_dump_json()) == cfg\n" + extra
+    )
+
+
+def scaffold(name: str, kind: str, parent: Path) -> Path:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise HarnessError(f'Plugin name "{name}" must be lowercase letters, digits and "_", starting with a letter.')
+    if kind not in _BASES:
+        raise HarnessError(f'Unknown kind "{kind}". Choose one of: {", ".join(_BASES)}.')
+    pkg = f"harness_{name}"
+    root = Path(parent) / f"harness-{name.replace('_', '-')}"
+    if root.exists():
+        raise HarnessError(f"{root} already exists; choose another name or --dir.")
+    (root / pkg).mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "pyproject.toml").write_text(
+        f'[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "harness-{name.replace("_", "-")}"\nversion = "0.1.0"\n'
+        f'description = "harness plugin: {name}"\nrequires-python = ">=3.11"\n'
+        f'dependencies = ["harness-interp"]\n\n'
+        f'[project.entry-points.harness]\n{name} = "{pkg}"\n\n'
+        f'[tool.setuptools]\npackages = ["{pkg}"]\n'
+    )
+    (root / pkg / "__init__.py").write_text(_module(name, kind))
+    (root / "tests" / f"test_{name}.py").write_text(_test(name, kind))
+    (root / "README.md").write_text(
+        f"# harness-{name.replace('_', '-')}\n\nA harness {kind.replace('_', ' ')} plugin.\n\n"
+        f"## Install and check\n\n```\npip install -e .\nharness plugins | grep {name}\npytest\n```\n\n"
+        "## Paper\n\n```bibtex\n@article{key,\n  title = {Title},\n  author = {Authors},\n"
+        "  journal = {arXiv preprint arXiv:XXXX.XXXXX},\n  year = {2026}\n}\n```\n\n"
+        "## Faithful vs reconstructed\n\n- Faithful to the paper / authors' code: ...\n- Our choices: ...\n"
+    )
+    return root

@@ -1,0 +1,125 @@
+"""The results store: one immutable JSON record per cell, written atomically.
+
+Layout under the output folder::
+
+    records/<suite>/<key>.json     one RunRecord per cell (key = content hash of the cell)
+    artifacts/<key>/...            plots, checkpoints, tables a cell produced
+
+A finished (``ok``) record is never overwritten: it is published with a hard link,
+which fails if the file exists, so two concurrent runs cannot both write a cell. A
+``failed`` record is replaced when the cell is computed again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from harness.errors import StoreError
+from harness.results import RunRecord
+
+
+def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> bool:
+    """Write ``text`` to ``path`` via a temp file in the same folder and a rename.
+
+    With ``overwrite=False`` an existing file is left alone and False is returned.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class Store:
+    """Run records under one output folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def record_path(self, suite: str, key: str) -> Path:
+        return self.root / "records" / suite / f"{key}.json"
+
+    def artifact_dir(self, key: str) -> Path:
+        return self.root / "artifacts" / key
+
+    def get(self, suite: str, key: str) -> RunRecord | None:
+        path = self.record_path(suite, key)
+        if not path.exists():
+            return None
+        return self._read(path)
+
+    def is_done(self, suite: str, key: str) -> bool:
+        rec = self.get(suite, key)
+        return rec is not None and rec.status == "ok"
+
+    def put(self, record: RunRecord) -> bool:
+        """Publish a record. Returns False when an ``ok`` record of that cell already exists."""
+        path = self.record_path(record.cell.suite, record.key)
+        text = record.model_dump_json(indent=2)
+        existing = self.get(record.cell.suite, record.key) if path.exists() else None
+        if existing is not None and existing.status == "ok":
+            return False
+        if existing is not None:  # a failed attempt: replace it
+            return atomic_write_text(path, text, overwrite=True)
+        return atomic_write_text(path, text, overwrite=False)
+
+    def replace(self, record: RunRecord) -> None:
+        """Replace a cell's record (``--force``); the old one is kept under ``.superseded/``."""
+        path = self.record_path(record.cell.suite, record.key)
+        if path.exists():
+            old = path.parent / ".superseded" / f"{record.key}.{record.provenance.started_at.replace(':', '')}.json"
+            old.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, old)
+        atomic_write_text(path, record.model_dump_json(indent=2), overwrite=True)
+
+    def records(self, suite: str | None = None) -> Iterator[RunRecord]:
+        """Every readable record (optionally of one suite); unreadable files are reported, never deleted."""
+        base = self.root / "records"
+        folders = [base / suite] if suite else sorted(p for p in base.glob("*") if p.is_dir())
+        for folder in folders:
+            for path in sorted(folder.glob("*.json")):
+                try:
+                    yield self._read(path)
+                except StoreError as e:
+                    warnings.warn(str(e), stacklevel=2)
+
+    def suites(self) -> list[str]:
+        base = self.root / "records"
+        return sorted(p.name for p in base.glob("*") if p.is_dir())
+
+    @staticmethod
+    def _read(path: Path) -> RunRecord:
+        try:
+            data = json.loads(path.read_text())
+            rec = RunRecord.model_validate(data)
+        except (OSError, json.JSONDecodeError, ValidationError) as e:
+            raise StoreError(
+                f"Run record {path} is unreadable ({type(e).__name__}). It was left in place; "
+                "move it away to recompute that cell."
+            ) from None
+        if rec.key != path.stem or rec.cell.key() != rec.key:
+            raise StoreError(
+                f"Run record {path} does not match its content hash. It was left in place; "
+                "move it away to recompute that cell."
+            )
+        return rec

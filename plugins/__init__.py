@@ -1,0 +1,1 @@
+"""Built-in harness plugins. Each sub-package is one method, registered through the ``harness`` entry-point group."""

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "toy"))
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def toy_registries():
+    import toy_plugins
+
+    from harness.testing import registries_with
+
+    return registries_with(("toy", toy_plugins))
+
+
+def make_distribution(root: Path, name: str, entry_points: dict[str, str]) -> Path:
+    """A minimal installed-distribution record under ``root`` (put ``root`` on sys.path / PYTHONPATH)."""
+    info = root / f"{name.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    eps = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[harness]\n{eps}")
+    return root

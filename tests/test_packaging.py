@@ -1,0 +1,39 @@
+"""The distribution lists every package and every built-in plugin, exactly as a third party would."""
+
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def _packages_on_disk() -> set[str]:
+    found = set()
+    for init in (REPO / "harness").rglob("__init__.py"):
+        found.add(".".join(init.parent.relative_to(REPO).parts))
+    for init in (REPO / "plugins").rglob("__init__.py"):
+        rel = init.parent.relative_to(REPO / "plugins").parts
+        found.add(".".join(("harness_plugins", *rel)))
+    return {p for p in found if "__pycache__" not in p}
+
+
+def test_packages_list_matches_disk():
+    assert set(PYPROJECT["tool"]["setuptools"]["packages"]) == _packages_on_disk()
+
+
+def test_every_builtin_plugin_has_entry_point_and_readme():
+    eps = PYPROJECT["project"].get("entry-points", {}).get("harness", {})
+    folders = sorted(p.name for p in (REPO / "plugins").iterdir() if (p / "__init__.py").exists())
+    assert sorted(eps) == folders
+    for name in folders:
+        assert eps[name] == f"harness_plugins.{name}"
+        readme = REPO / "plugins" / name / "README.md"
+        assert readme.exists(), f"plugins/{name} needs a README.md"
+
+
+def test_top_level_layout():
+    allowed = {"pyproject.toml", "harness", "plugins", "tests", "leaderboards", "README.md", ".ci", "benchmarks",
+               "docs", ".git", ".gitignore", "harness-results"}
+    extra = {p.name for p in REPO.iterdir()} - allowed
+    extra = {e for e in extra if not e.endswith(".egg-info") and e not in {".venv", ".pytest_cache"}}
+    assert not extra, f"unexpected top-level entries: {extra}"

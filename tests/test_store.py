@@ -1,0 +1,72 @@
+import json
+
+import pytest
+
+from harness.provenance import now_iso
+from harness.results import Cell, MetricValue, Provenance, RunRecord, SuiteOutput
+from harness.store import Store, atomic_write_text
+
+
+def _record(status="ok", value=1.0, seed=0) -> RunRecord:
+    cell = Cell(suite="s", suite_version="1", suite_config={}, method=None, method_kind=None, method_config=None,
+                model="toy:a", model_fingerprint="f", seed=seed, dtype="auto")
+    prov = Provenance(harness_version="0", git_hash=None, packages={}, device="cpu", python="3", platform="p",
+                      started_at=now_iso(), finished_at=now_iso(), wall_time_s=0.0)
+    out = SuiteOutput(metrics=[MetricValue(metric="m", value=value)]) if status == "ok" else None
+    err = None if status == "ok" else {"type": "E", "message": "x", "traceback": ""}
+    return RunRecord(key=cell.key(), cell=cell, label="base", status=status, output=out, error=err, provenance=prov)
+
+
+def test_put_get_roundtrip(tmp_path):
+    store = Store(tmp_path)
+    rec = _record()
+    assert store.put(rec)
+    assert store.get("s", rec.key) == rec and store.is_done("s", rec.key)
+    assert [r.key for r in store.records()] == [rec.key]
+
+
+def test_ok_record_never_overwritten(tmp_path):
+    store = Store(tmp_path)
+    store.put(_record(value=1.0))
+    assert not store.put(_record(value=2.0))
+    assert store.get("s", _record().key).output.metrics[0].value == 1.0
+
+
+def test_failed_record_replaced_by_success(tmp_path):
+    store = Store(tmp_path)
+    store.put(_record(status="failed"))
+    assert not store.is_done("s", _record().key)
+    assert store.put(_record(value=3.0))
+    assert store.get("s", _record().key).status == "ok"
+
+
+def test_replace_keeps_superseded(tmp_path):
+    store = Store(tmp_path)
+    store.put(_record(value=1.0))
+    store.replace(_record(value=2.0))
+    assert store.get("s", _record().key).output.metrics[0].value == 2.0
+    old = list((tmp_path / "records" / "s" / ".superseded").glob("*.json"))
+    assert len(old) == 1 and json.loads(old[0].read_text())["output"]["metrics"][0]["value"] == 1.0
+
+
+def test_unreadable_and_tampered_records_reported_not_deleted(tmp_path):
+    store = Store(tmp_path)
+    good = _record(seed=0)
+    store.put(good)
+    bad = tmp_path / "records" / "s" / ("0" * 64 + ".json")
+    bad.write_text("{not json")
+    tampered = _record(seed=1)
+    data = json.loads(tampered.model_dump_json())
+    data["cell"]["seed"] = 5  # content no longer matches the key
+    (tmp_path / "records" / "s" / f"{tampered.key}.json").write_text(json.dumps(data))
+    with pytest.warns(UserWarning) as w:
+        keys = [r.key for r in store.records()]
+    assert keys == [good.key]
+    assert len(w) == 2 and bad.exists()
+
+
+def test_atomic_write_no_clobber(tmp_path):
+    p = tmp_path / "a" / "f.txt"
+    assert atomic_write_text(p, "one", overwrite=False)
+    assert not atomic_write_text(p, "two", overwrite=False)
+    assert p.read_text() == "one" and list(p.parent.iterdir()) == [p]
