@@ -103,8 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar.close()
     suites = sorted({c.cell.suite for c in cells})
     boards = build_leaderboards(store, spec.leaderboard_dir, regs, suites)
-    for md in boards.values():
-        print(md)
+    _print_boards(boards, spec.leaderboard_dir)
     print(f"computed {summary.done}, reused {summary.skipped}, failed {summary.failed}; records in "
           f"{spec.output_dir}, leaderboards in {spec.leaderboard_dir}", file=sys.stderr)
     return 1 if summary.failed else 0
@@ -134,11 +133,42 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from harness.store import Store
 
     regs = _registries(args)
-    boards = build_leaderboards(Store(Path(args.output_dir)), Path(args.leaderboard_dir), regs, args.suite)
+    extra = []
+    for bundle_dir in args.from_bundle or []:
+        from harness.bundle import load_bundle
+
+        loaded = load_bundle(Path(bundle_dir))
+        for reason in loaded.refused:
+            print(f"refused {bundle_dir}/{reason}", file=sys.stderr)
+        print(f"{bundle_dir}: {len(loaded.records)} records accepted, {len(loaded.refused)} refused", file=sys.stderr)
+        extra.extend(loaded.records)
+    boards = build_leaderboards(Store(Path(args.output_dir)), Path(args.leaderboard_dir), regs, args.suite,
+                                extra_records=extra)
     if not boards:
         print(f"No records in {args.output_dir}; run `harness run` first.")
-    for md in boards.values():
-        print(md)
+        return 0
+    _print_boards(boards, Path(args.leaderboard_dir))
+    return 0
+
+
+def _print_boards(boards, leaderboard_dir: Path) -> None:  # noqa: ANN001
+    from harness.leaderboard import render_markdown, render_summary
+
+    for board in boards.values():
+        print(render_markdown(board))
+    print("Summary")
+    for board in boards.values():
+        print(render_summary(board))
+    print(f"\nLeaderboards: {leaderboard_dir}/<suite>.md and .json; site: {leaderboard_dir}/site/index.html")
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from harness.bundle import publish
+    from harness.store import Store
+
+    out = publish(Store(Path(args.output_dir)), Path(args.dir), _registries(args))
+    print(f"Bundle written to {out} (open {out}/leaderboards/site/index.html; others load it with "
+          f"`harness leaderboard --from {out}`).")
     return 0
 
 
@@ -207,7 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="harness-results", help="Results store.")
     p.add_argument("--leaderboard-dir", default="leaderboards", help="Where leaderboards are written.")
     p.add_argument("--suite", action="append", help="Only this suite (repeatable).")
+    p.add_argument("--from", dest="from_bundle", action="append", metavar="DIR",
+                   help="Merge the records of a published bundle (validated; repeatable).")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("publish", help="Write a self-contained bundle (records, schema, site) to DIR.")
+    p.add_argument("dir", help="Empty folder for the bundle.")
+    p.add_argument("--output-dir", default="harness-results", help="Results store to publish.")
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("schema", help="JSON schema of the run spec and of every plugin's config.")
     p.add_argument("--plugin", help="Only this plugin's config schema.")

@@ -22,6 +22,7 @@ class MetricValue(BaseModel):
     value: float = Field(description="The value (finite).")
     stderr: float | None = Field(None, description="Standard error of the value within the cell, if known.")
     n: int | None = Field(None, description="Number of samples behind the value.")
+    chance: float | None = Field(None, description="Chance level of this value (e.g. 1/choices), if one exists.")
 
     @field_validator("value")
     @classmethod

@@ -59,12 +59,14 @@ def test_execute_resume_and_leaderboard(toy_registries, tmp_path):
     rec = store.get("toy_suite", cells[0].key)
     assert rec.provenance.harness_version and rec.provenance.packages["pydantic"]
     boards = build_leaderboards(store, spec.leaderboard_dir, toy_registries)
-    md = boards["toy_suite"]
-    assert "toy_score ↓" in md and "toy_eraser" in md
+    md = (spec.leaderboard_dir / "toy_suite.md").read_text()
+    assert "toy_score ↓" in md and "toy_eraser" in md and boards["toy_suite"].rows[0].label == "toy_eraser"
     data = json.loads((spec.leaderboard_dir / "toy_suite.json").read_text())
     rows = {r["label"]: r for r in data["rows"]}
     # lower is better: the eraser (0.5 * 1) beats the base model (1.0); mean over seeds 0 and 1 (+0.005)
-    assert rows["toy_eraser"]["rank"] == "1" and rows["base model"]["rank"] == "2"
+    assert rows["toy_eraser"]["rank"] == 1 and rows["base model"]["rank"] == 2
+    assert rows["toy_eraser"]["win_rate"] == 1.0 and rows["base model"]["win_rate"] == 0.0
+    assert rows["toy_eraser"]["values"]["toy_score"]["delta_vs_reference"] == pytest.approx(-0.5)
     assert rows["toy_eraser"]["values"]["toy_score"]["mean"] == pytest.approx(0.505)
     assert rows["toy_eraser"]["values"]["toy_score"]["stderr"] == pytest.approx(0.005)
 
@@ -77,8 +79,11 @@ def test_failing_cell_recorded_and_run_continues(toy_registries, tmp_path):
     assert (summary.done, summary.failed) == (1, 1)
     failed = store.get("toy_suite", cells[1].key)
     assert failed.status == "failed" and "boom" in failed.error["message"] and "RuntimeError" in failed.error["traceback"]
-    md = build_leaderboards(store, spec.leaderboard_dir, toy_registries)["toy_suite"]
+    board = build_leaderboards(store, spec.leaderboard_dir, toy_registries)["toy_suite"]
+    md = (spec.leaderboard_dir / "toy_suite.md").read_text()
     assert "FAILED" in md and "boom" in md
+    failed_row = next(r for r in board.rows if r.label == "toy_eraser")
+    assert failed_row.status == "failed" and failed_row.values == {} and failed_row.rank is None
 
 
 def test_force_recomputes_and_keeps_old(toy_registries, tmp_path):

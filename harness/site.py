@@ -1,0 +1,175 @@
+"""Static leaderboard site: ``leaderboards/site/index.html`` plus one page per suite.
+
+Self-contained (inline CSS and JS, no CDN): opened from disk it works offline. Every
+value rendered into HTML is escaped, because method names, labels and descriptions come
+from third-party plugins. Sorting moves existing table rows; it never builds HTML from data.
+"""
+
+from __future__ import annotations
+
+import shutil
+from html import escape
+from pathlib import Path
+
+from harness.leaderboard import LeaderboardDoc, RowDoc, fmt_rank, fmt_value
+from harness.store import Store, atomic_write_text
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:14px;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th{background:#f3f3f3;cursor:pointer;user-select:none}th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
+td.num{text-align:right;font-variant-numeric:tabular-nums}tr.failed td{background:#fff0f0}
+.muted{color:#666;font-size:13px}details{font-size:12px}pre{white-space:pre-wrap;margin:0}
+img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}nav a{margin-right:1em}
+"""
+
+JS = """
+document.querySelectorAll('table.sortable').forEach(function(table){
+  table.querySelectorAll('th').forEach(function(th, idx){
+    th.addEventListener('click', function(){
+      var asc = !th.classList.contains('sorted-asc');
+      table.querySelectorAll('th').forEach(function(h){h.classList.remove('sorted-asc','sorted-desc');});
+      th.classList.add(asc ? 'sorted-asc' : 'sorted-desc');
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function(a, b){
+        var x = a.cells[idx].getAttribute('data-sort'), y = b.cells[idx].getAttribute('data-sort');
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
+        if (isNaN(nx) !== isNaN(ny)) { c = isNaN(nx) ? 1 : -1; return c; }
+        return asc ? c : -c;
+      });
+      rows.forEach(function(r){ body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+def _page(title: str, body: str, nav: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta name=\"viewport\" content=\"width=device-width\"><title>{escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>\n<nav>{nav}</nav>\n{body}\n<script>{JS}</script>\n</body></html>\n"
+    )
+
+
+def _td(text: str, sort: object, cls: str = "") -> str:
+    c = f' class="{cls}"' if cls else ""
+    return f'<td{c} data-sort="{escape(str(sort), quote=True)}">{escape(text)}</td>'
+
+
+def _row_html(r: RowDoc, board: LeaderboardDoc) -> str:
+    cells = [
+        _td(fmt_rank(r), r.rank if r.rank is not None else "", "num"),
+        _td(r.label, r.label),
+        _td(r.model, r.model),
+        _td(", ".join(map(str, sorted(set(r.seeds)))), len(set(r.seeds)), "num"),
+        _td("-" if r.win_rate is None else f"{r.win_rate:.2f}", "" if r.win_rate is None else r.win_rate, "num"),
+    ]
+    for c in board.columns:
+        v = r.values.get(c.name)
+        text = fmt_value(v)
+        if v is not None and v.normalised is not None:
+            text += f" (norm {v.normalised:.2f})"
+        cells.append(_td(text, "" if v is None else v.mean, "num"))
+    prov = "\n".join(f"{k}: {v}" for k, v in r.provenance.items())
+    if r.method_config:
+        prov = f"method config: {r.method_config}\n" + prov
+    if r.failures:
+        prov = "FAILED: " + "; ".join(r.failures) + "\n" + prov
+    cells.append(f"<td><details><summary>{escape(r.status)}</summary><pre>{escape(prov)}</pre></details></td>")
+    cls = ' class="failed"' if r.failures else ""
+    return f"<tr{cls}>" + "".join(cells) + "</tr>"
+
+
+def suite_table(board: LeaderboardDoc) -> str:
+    arrows = {True: " ↑", False: " ↓", None: ""}
+    heads = ["rank", "method", "model", "seeds", "win rate"] + [c.name + arrows[c.higher_is_better]
+                                                                 for c in board.columns] + ["provenance"]
+    head = "".join(f"<th>{escape(h)}</th>" for h in heads)
+    rows = "\n".join(_row_html(r, board) for r in board.rows)
+    return f'<table class="sortable" id="board-{escape(board.suite, quote=True)}"><thead><tr>{head}</tr></thead>' \
+           f"<tbody>\n{rows}\n</tbody></table>"
+
+
+def _primary_plot(board: LeaderboardDoc, out: Path) -> str | None:
+    """Bar chart of the primary metric with 95% intervals; returns the file name."""
+    col = board.primary_metric
+    rows = [r for r in board.rows if col and col in r.values]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.label}\n{r.model}" for r in rows]
+    means = [r.values[col].mean for r in rows]
+    errs = [1.96 * (r.values[col].stderr or 0.0) for r in rows]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rows) + 2), 3.2))
+    ax.bar(range(len(rows)), means, yerr=errs, capsize=3, color="#4c72b0")
+    ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel(col)
+    ax.set_title(f"{board.suite}: {col} (95% intervals)", fontsize=9)
+    fig.tight_layout()
+    name = f"{board.suite}_{col.split('[')[0]}.png"
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def _copy_artifacts(board: LeaderboardDoc, store: Store | None, out: Path) -> dict[str, str]:
+    """Copy the PNG artifacts that the suite's records produced into the site."""
+    if store is None:
+        return {}
+    plots: dict[str, str] = {}
+    keys = {k for r in board.rows for k in r.provenance.get("record_keys", [])}
+    for key in sorted(keys):
+        rec = store.get(board.suite, key)
+        if rec is None or rec.output is None:
+            continue
+        for name, rel in sorted(rec.output.artifacts.items()):
+            src = store.root / rel
+            if src.suffix.lower() != ".png" or not src.is_file():
+                continue
+            dest = out / f"{board.suite}_{key[:10]}_{Path(rel).name}"
+            shutil.copyfile(src, dest)
+            plots[f"{rec.label} / {rec.cell.model} / seed {rec.cell.seed}: {name}"] = f"plots/{dest.name}"
+    return plots
+
+
+def build_site(boards: dict[str, LeaderboardDoc], site_dir: Path, store: Store | None = None) -> Path:
+    """Write ``index.html`` and ``<suite>.html`` (plus plots) into ``site_dir``; returns index.html."""
+    site_dir = Path(site_dir)
+    plots_dir = site_dir / "plots"
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    suites = sorted(boards)
+    nav = '<a href="index.html">all suites</a>' + "".join(
+        f'<a href="{escape(s, quote=True)}.html">{escape(s)}</a>' for s in suites)
+    index_parts = ["<h1>harness leaderboards</h1>",
+                   '<p class="muted">Click a column header to sort. Values: mean ± standard error; '
+                   "rank ties (=) where 95% intervals overlap.</p>"]
+    for s in suites:
+        board = boards[s]
+        plots = {}
+        primary = _primary_plot(board, plots_dir)
+        if primary:
+            plots[f"{board.primary_metric} by row"] = f"plots/{primary}"
+        plots.update(_copy_artifacts(board, store, plots_dir))
+        board.plots = plots
+        imgs = "".join(f'<figure><img src="{escape(p, quote=True)}" alt="{escape(n, quote=True)}">'
+                       f"<figcaption class=\"muted\">{escape(n)}</figcaption></figure>" for n, p in plots.items())
+        ranked = "within each model" if board.ranked_within == "model" else "across models"
+        body = (f"<h1>{escape(s)}</h1><p>{escape(board.description)}</p>"
+                f'<p class="muted">Ranked by {escape(board.primary_metric or "-")} {ranked}. '
+                f"harness {escape(board.harness_version)}, generated {escape(board.generated_at)}.</p>"
+                f"{suite_table(board)}{imgs}")
+        atomic_write_text(site_dir / f"{s}.html", _page(f"harness: {s}", body, nav))
+        index_parts.append(f'<h2><a href="{escape(s, quote=True)}.html">{escape(s)}</a></h2>'
+                           f"<p>{escape(board.description)}</p>{suite_table(board)}")
+    if not suites:
+        index_parts.append("<p>No results yet: run <code>harness run</code>.</p>")
+    index = site_dir / "index.html"
+    atomic_write_text(index, _page("harness leaderboards", "\n".join(index_parts), nav))
+    return index
