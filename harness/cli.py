@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -77,6 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     regs = _registries(args)
     spec = _spec_from_args(args)
+    executor = _executor_from_args(args)
     cells = plan(spec, regs)
     store = Store(spec.output_dir)
     if not cells:
@@ -92,6 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     from tqdm.auto import tqdm
 
+    if not os.environ.get("HARNESS_VERBOSE"):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # one "Loading weights" bar per model would break the cell bar
     bar = tqdm(total=len(cells), desc="cells", disable=args.no_progress, unit="cell")
 
     def on_cell(pc, rec) -> None:  # noqa: ANN001
@@ -99,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         bar.update(1)
 
     summary = execute(cells, store, regs, device=spec.device, force=args.force, progress=not args.no_progress,
-                      on_cell=on_cell)
+                      on_cell=on_cell, executor=executor)
     bar.close()
     suites = sorted({c.cell.suite for c in cells})
     boards = build_leaderboards(store, spec.leaderboard_dir, regs, suites)
@@ -107,6 +113,72 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"computed {summary.done}, reused {summary.skipped}, failed {summary.failed}; records in "
           f"{spec.output_dir}, leaderboards in {spec.leaderboard_dir}", file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+_EXECUTOR_FLAGS = {
+    "local": ("workers",),
+    "ray": ("ray_address", "ray_num_cpus", "cpus_per_cell", "gpus_per_cell"),
+    "slurm": ("slurm_partition", "slurm_gpus", "slurm_time_min", "slurm_folder", "slurm_local", "slurm_cpus",
+              "slurm_mem_gb", "slurm_array_parallelism"),
+}
+
+
+def _executor_from_args(args: argparse.Namespace):  # noqa: ANN202
+    """The executor chosen by --executor and its flags; a flag of another executor is an error."""
+    from harness.errors import SpecError
+    from harness.executors import make_executor
+
+    for name, flags in _EXECUTOR_FLAGS.items():
+        given = [f for f in flags if getattr(args, f) not in (None, False)]
+        if name != args.executor and given:
+            shown = ", ".join("--" + f.replace("_", "-") for f in given)
+            raise SpecError(f"{shown} only applies to --executor {name} (this run uses --executor {args.executor}).")
+    common = {"cell_timeout": args.cell_timeout}
+    if args.max_retries is not None:
+        common["max_retries"] = args.max_retries
+    if args.executor == "local":
+        return make_executor("local", workers=args.workers or 1, **common)
+    if args.executor == "ray":
+        opts = {"address": args.ray_address, "num_cpus": args.ray_num_cpus, "gpus_per_cell": args.gpus_per_cell}
+        if args.cpus_per_cell is not None:
+            opts["cpus_per_cell"] = args.cpus_per_cell
+        return make_executor("ray", **opts, **common)
+    opts = {"partition": args.slurm_partition, "gpus": args.slurm_gpus or 0, "local": args.slurm_local,
+            "cpus_per_task": args.slurm_cpus, "mem_gb": args.slurm_mem_gb,
+            "array_parallelism": args.slurm_array_parallelism}
+    if args.slurm_time_min is not None:
+        opts["time_min"] = args.slurm_time_min
+    if args.slurm_folder is not None:
+        opts["folder"] = args.slurm_folder
+    return make_executor("slurm", **opts, **common)
+
+
+def _add_executor_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where cells run", "Scale a sweep out (see README, 'Scaling out').")
+    g.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
+                   help="local (default): this machine; ray: one Ray task per cell; slurm: a submitit job array.")
+    g.add_argument("--cell-timeout", type=float, metavar="SECONDS",
+                   help="Kill a cell still running after SECONDS and record it failed; the sweep goes on.")
+    g.add_argument("--max-retries", type=int, metavar="N",
+                   help="Retries of a cell whose worker died (crash, lost node); default 1 (ray: 2).")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="local: N worker processes (one per GPU, pinned with CUDA_VISIBLE_DEVICES; on CPU in "
+                        "parallel). Default 1 = in this process.")
+    g.add_argument("--ray-address", metavar="ADDR",
+                   help="ray: cluster to join (auto, HEAD:6379 or ray://HEAD:10001); default: start a local one.")
+    g.add_argument("--ray-num-cpus", type=int, metavar="N", help="ray: CPUs of a local cluster (default: all).")
+    g.add_argument("--cpus-per-cell", type=float, metavar="N", help="ray: CPUs requested per cell (default 1).")
+    g.add_argument("--gpus-per-cell", type=float, metavar="N",
+                   help="ray: GPUs requested per cell (default: 1 when the device is cuda, or auto on a GPU cluster).")
+    g.add_argument("--slurm-partition", metavar="P", help="slurm: partition.")
+    g.add_argument("--slurm-gpus", type=int, metavar="G", help="slurm: GPUs per job (one cell per job).")
+    g.add_argument("--slurm-time-min", type=int, metavar="T", help="slurm: time limit per job, minutes (default 60).")
+    g.add_argument("--slurm-folder", metavar="DIR", help="slurm: submitit logs and pickles (default harness-slurm).")
+    g.add_argument("--slurm-cpus", type=int, metavar="N", help="slurm: CPUs per job.")
+    g.add_argument("--slurm-mem-gb", type=float, metavar="GB", help="slurm: memory per job.")
+    g.add_argument("--slurm-array-parallelism", type=int, metavar="N", help="slurm: at most N jobs at once.")
+    g.add_argument("--slurm-local", action="store_true",
+                   help="slurm: run the job array on this machine with submitit's LocalExecutor (testing).")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -227,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="Recompute cells already recorded (old records kept).")
     p.add_argument("--dry-run", action="store_true", help="Print the planned cells and stop.")
     p.add_argument("--no-progress", action="store_true", help="No progress bars.")
+    _add_executor_args(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="Done / failed / pending cells of a spec.")
@@ -265,8 +338,15 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
     try:
         from harness.zoo.cli import configure_parser
     except ImportError:
-        return
-    configure_parser(sub)
+        pass
+    else:
+        configure_parser(sub)
+    try:
+        from harness.sae.cli import configure_parser as configure_train_sae
+    except ImportError:
+        pass
+    else:
+        configure_train_sae(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

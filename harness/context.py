@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.config import ModelRef, PluginConfig
-from harness.protocols import Metric, ModelSource, Plugin
+from harness.protocols import LearnerSpec, Metric, ModelSource, Plugin
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.plugins import Registries
@@ -51,7 +51,9 @@ class CellContext:
     """Inputs and helpers for :meth:`harness.protocols.Suite.run`."""
 
     suite_config: PluginConfig
-    method: Plugin | None
+    #: The method of this row: an instance (unlearning / hallucination methods), a
+    #: :class:`~harness.protocols.LearnerSpec` (dictionary learners), or None (baseline row).
+    method: Plugin | LearnerSpec | None
     model_ref: ModelRef
     model_source: ModelSource
     seed: int

@@ -257,12 +257,28 @@ def fmt_rank(r: RowDoc) -> str:
     return "-" if r.rank is None else f"{r.rank}{'=' if r.tied else ''}"
 
 
+def short_headers(board: LeaderboardDoc) -> tuple[list[str], list[str]]:
+    """Column headers (a key alone where no other column shares it) and legend lines."""
+    arrows = {True: " ↑", False: " ↓", None: ""}
+    keys = [c.key for c in board.columns if c.key]
+    heads, legend = [], []
+    by_metric: dict[str, list[str]] = defaultdict(list)
+    for c in board.columns:
+        if c.key and keys.count(c.key) == 1:
+            heads.append(c.key + arrows[c.higher_is_better])
+            by_metric[c.metric].append(c.key)
+        else:
+            heads.append(c.name + arrows[c.higher_is_better])
+    for metric, ks in by_metric.items():
+        legend.append(f"Columns {', '.join(ks)}: `{metric}` of that key.")
+    return heads, legend
+
+
 def render_markdown(board: LeaderboardDoc) -> str:
     from tabulate import tabulate
 
-    arrows = {True: " ↑", False: " ↓", None: ""}
-    headers = ["rank", "method", "model", "seeds", "win rate"] + [c.name + arrows[c.higher_is_better]
-                                                                   for c in board.columns]
+    heads, legend = short_headers(board)
+    headers = ["rank", "method", "model", "seeds", "win rate"] + heads
     table = []
     for r in board.rows:
         status = f" (FAILED: {'; '.join(r.failures)})" if r.failures else ""
@@ -277,7 +293,7 @@ def render_markdown(board: LeaderboardDoc) -> str:
         lines += [f"Ranked by `{board.primary_metric}` {scope}; `=` marks ranks shared because 95% intervals "
                   "overlap. Win rate: mean head-to-head wins over all metrics (ties = half).", ""]
     lines.append(tabulate(table, headers=headers, tablefmt="github", disable_numparse=True))
-    lines += ["", "Values: mean ± standard error (over seeds, or within the cell for a single seed)."]
+    lines += ["", "Values: mean ± standard error (over seeds, or within the cell for a single seed).", *legend]
     return "\n".join(lines) + "\n"
 
 

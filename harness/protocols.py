@@ -92,6 +92,30 @@ class DictionaryLearner(Plugin):
         """Read what :meth:`save` wrote (safetensors only)."""
 
 
+class LearnerSpec:
+    """A dictionary learner chosen for a cell: its class and validated config, no weights yet.
+
+    Suites receive this as ``cell.method`` (a learner needs its input width to exist);
+    ``spec.create(d_in, seed=...)`` builds a trainable learner.
+    """
+
+    kind: ClassVar[Kind] = "dictionary_learner"
+
+    def __init__(self, cls: type[DictionaryLearner], config: PluginConfig) -> None:
+        self.cls = cls
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+    def create(self, d_in: int, *, seed: int) -> DictionaryLearner:
+        return self.cls.create(d_in, self.config, seed=seed)
+
+    def __repr__(self) -> str:
+        return f"LearnerSpec({self.cls.name}, {self.config!r})"
+
+
 class Intervention(ABC):
     """An edit of a model that can be applied and removed (hooks or weight edits).
 
@@ -161,8 +185,11 @@ class Suite(Plugin):
     metrics: ClassVar[tuple[str, ...]] = ()
     #: Bumped whenever a change of the suite changes its numbers (part of every record key).
     version: ClassVar[str] = "1"
-    #: Model references used when a run spec names none (e.g. "zoo:zoo-m").
+    #: Model references used when a run spec names none (e.g. "zoo:zoo-m"; "zoo:*" = all).
     default_models: ClassVar[tuple[str, ...]] = ()
+    #: Methods compared when a run spec names none; None = every registered method of
+    #: ``method_kinds`` (a suite whose cells are costly names a representative few).
+    default_methods: ClassVar[tuple[str, ...] | None] = None
 
     @abstractmethod
     def run(self, cell: CellContext) -> SuiteOutput:

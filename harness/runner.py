@@ -11,16 +11,20 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config import ComponentSpec, ModelRef, PluginConfig, RunSpec
-from harness.context import CellContext, resolve_device, seed_everything
+from harness.context import CellContext, seed_everything
 from harness.errors import HarnessError, SpecError
+from harness.executors.base import Outcome, RunSummary
 from harness.plugins import Registries
-from harness.protocols import Plugin, Suite
+from harness.protocols import DictionaryLearner, LearnerSpec, Plugin, Suite
 from harness.provenance import now_iso, provenance
 from harness.results import Cell, MetricValue, Provenance, RunRecord, SuiteOutput
 from harness.store import Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.executors.base import Executor
 
 log = logging.getLogger("harness")
 
@@ -43,7 +47,10 @@ class PlannedCell:
 
 
 def _methods_for(suite_cls: type[Suite], spec: RunSpec, registries: Registries) -> list[tuple[ComponentSpec, type[Plugin]]]:
-    if spec.methods is None:
+    if spec.methods is None and suite_cls.default_methods is not None:
+        chosen = [(ComponentSpec(name=n), registries.method(n)) for n in suite_cls.default_methods
+                  if any(n in registries[k] for k in suite_cls.method_kinds)]
+    elif spec.methods is None:
         chosen = [
             (ComponentSpec(name=name), registries[kind].get(name))
             for kind in suite_cls.method_kinds
@@ -53,6 +60,20 @@ def _methods_for(suite_cls: type[Suite], spec: RunSpec, registries: Registries) 
         chosen = [(m, registries.method(m.name)) for m in spec.methods]
         chosen = [(m, cls) for m, cls in chosen if cls.kind in suite_cls.method_kinds]
     return chosen
+
+
+def _expand(models: list[ModelRef], registries: Registries) -> list[ModelRef]:
+    """``source:*`` stands for every model the source lists (e.g. ``zoo:*``)."""
+    out: list[ModelRef] = []
+    for m in models:
+        if m.name != "*":
+            out.append(m)
+            continue
+        names = registries.model_sources.get(m.source)().list_models()
+        if not names:
+            raise SpecError(f'Model "{m}": source "{m.source}" lists no models to expand "*" into.')
+        out.extend(ModelRef(source=m.source, name=n, revision=m.revision) for n in names)
+    return out
 
 
 def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
@@ -91,7 +112,7 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
         if suite_cls.include_baseline:
             rows.append((None, None))
         rows.extend(_methods_for(suite_cls, spec, registries))
-        models = spec.models or [ModelRef.parse(m) for m in suite_cls.default_models]
+        models = _expand(spec.models or [ModelRef.parse(m) for m in suite_cls.default_models], registries)
         if not models:
             raise SpecError(f'Suite "{suite_cls.name}" has no default models; pass --model or models: in the spec.')
         for model in models:
@@ -119,13 +140,6 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
     return cells
 
 
-@dataclass
-class RunSummary:
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-
-
 def _check_output(out: Any, suite_cls: type[Suite], registries: Registries) -> SuiteOutput:
     if not isinstance(out, SuiteOutput):
         raise TypeError(f'Suite "{suite_cls.name}" returned {type(out).__name__}, expected SuiteOutput.')
@@ -133,6 +147,15 @@ def _check_output(out: Any, suite_cls: type[Suite], registries: Registries) -> S
         if mv.metric not in registries.metrics:
             raise TypeError(f'Suite "{suite_cls.name}" returned a value of unregistered metric "{mv.metric}".')
     return out
+
+
+def _method_for(pc: PlannedCell) -> Plugin | LearnerSpec | None:
+    """The row's method as a suite receives it (a LearnerSpec for dictionary learners)."""
+    if pc.method_cls is None:
+        return None
+    if issubclass(pc.method_cls, DictionaryLearner):
+        return LearnerSpec(pc.method_cls, pc.method_config)
+    return pc.method_cls(pc.method_config)
 
 
 def _add_extra_metrics(output: SuiteOutput, ctx: CellContext, names: list[str]) -> SuiteOutput:
@@ -147,6 +170,65 @@ def _add_extra_metrics(output: SuiteOutput, ctx: CellContext, names: list[str]) 
     return output.model_copy(update={"metrics": [*output.metrics, *extra]})
 
 
+def compute_cell(pc: PlannedCell, store: Store, registries: Registries, *, device: str,
+                 progress: bool = True) -> RunRecord:
+    """Compute one cell on ``device`` (already resolved); a cell that raises gives a ``failed`` record.
+
+    Every executor computes a cell through this function (in-process or in a worker).
+    """
+    started, t0 = now_iso(), time.perf_counter()
+    output: SuiteOutput | None = None
+    error: dict[str, str] | None = None
+    try:
+        seed_everything(pc.cell.seed)
+        ctx = CellContext(
+            suite_config=pc.suite_config,
+            method=_method_for(pc),
+            model_ref=pc.model_ref,
+            model_source=registries.model_sources.get(pc.model_ref.source)(),
+            seed=pc.cell.seed,
+            device=device,
+            dtype=pc.cell.dtype,
+            registries=registries,
+            artifact_dir=store.artifact_dir(pc.key),
+            progress_enabled=progress,
+        )
+        output = _check_output(pc.suite_cls(pc.suite_config).run(ctx), pc.suite_cls, registries)
+        output = _add_extra_metrics(output, ctx, pc.cell.extra_metrics)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - a failing cell is recorded, the run goes on
+        error = {
+            "type": type(e).__name__,
+            "message": str(e),
+            "traceback": "" if isinstance(e, HarnessError) else traceback.format_exc(),
+        }
+        log.error("cell %s / %s / %s failed: %s: %s", pc.cell.suite, pc.label, pc.cell.model, type(e).__name__, e)
+    return RunRecord(
+        key=pc.key,
+        cell=pc.cell,
+        label=pc.label,
+        status="ok" if error is None else "failed",
+        output=output,
+        error=error,
+        provenance=Provenance(**provenance(device, started, time.perf_counter() - t0)),
+    )
+
+
+def publish(record: RunRecord, store: Store, *, force: bool = False) -> Outcome:
+    """Write ``record`` to the store and say what happened to the cell.
+
+    ``done`` / ``failed``: this record was published. ``skipped``: an ``ok`` record of the
+    cell was published meanwhile by another run (never overwritten; the cell counts as reused).
+    """
+    if force and record.status == "ok" and store.is_done(record.cell.suite, record.key):
+        store.replace(record)
+        return "done"
+    if store.put(record):
+        return "done" if record.status == "ok" else "failed"
+    return "skipped"
+
+
 def execute(
     cells: list[PlannedCell],
     store: Store,
@@ -156,64 +238,16 @@ def execute(
     force: bool = False,
     progress: bool = True,
     on_cell: Callable[[PlannedCell, RunRecord | None], None] | None = None,
+    executor: Executor | None = None,
 ) -> RunSummary:
     """Compute every cell not already recorded (all of them with ``force``).
 
     A cell that raises is recorded as ``failed`` (with its traceback) and the run goes on.
+    ``executor`` chooses where cells run (default: in this process, one after the other);
+    see :mod:`harness.executors`.
     """
-    summary = RunSummary()
-    resolved_device = resolve_device(device) if cells else "cpu"
-    for pc in cells:
-        if not force and store.is_done(pc.cell.suite, pc.key):
-            summary.skipped += 1
-            if on_cell:
-                on_cell(pc, None)
-            continue
-        started, t0 = now_iso(), time.perf_counter()
-        output: SuiteOutput | None = None
-        error: dict[str, str] | None = None
-        try:
-            seed_everything(pc.cell.seed)
-            ctx = CellContext(
-                suite_config=pc.suite_config,
-                method=pc.method_cls(pc.method_config) if pc.method_cls else None,
-                model_ref=pc.model_ref,
-                model_source=registries.model_sources.get(pc.model_ref.source)(),
-                seed=pc.cell.seed,
-                device=resolved_device,
-                dtype=pc.cell.dtype,
-                registries=registries,
-                artifact_dir=store.artifact_dir(pc.key),
-                progress_enabled=progress,
-            )
-            output = _check_output(pc.suite_cls(pc.suite_config).run(ctx), pc.suite_cls, registries)
-            output = _add_extra_metrics(output, ctx, pc.cell.extra_metrics)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 - a failing cell is recorded, the run goes on
-            error = {
-                "type": type(e).__name__,
-                "message": str(e),
-                "traceback": "" if isinstance(e, HarnessError) else traceback.format_exc(),
-            }
-            log.error("cell %s / %s / %s failed: %s: %s", pc.cell.suite, pc.label, pc.cell.model, type(e).__name__, e)
-        record = RunRecord(
-            key=pc.key,
-            cell=pc.cell,
-            label=pc.label,
-            status="ok" if error is None else "failed",
-            output=output,
-            error=error,
-            provenance=Provenance(**provenance(resolved_device, started, time.perf_counter() - t0)),
-        )
-        if force and record.status == "ok" and store.is_done(pc.cell.suite, pc.key):
-            store.replace(record)
-        else:
-            store.put(record)
-        if error is None:
-            summary.done += 1
-        else:
-            summary.failed += 1
-        if on_cell:
-            on_cell(pc, record)
-    return summary
+    if executor is None:
+        from harness.executors.local import LocalExecutor
+
+        executor = LocalExecutor()
+    return executor.run(cells, store, registries, device=device, force=force, progress=progress, on_cell=on_cell)

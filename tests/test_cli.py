@@ -114,3 +114,21 @@ def test_schema_includes_plugin_configs():
     data = json.loads(r.stdout)
     assert "seeds" in data["run_spec"]["properties"]
     assert "strength" in data["plugins"]["unlearning_method"]["toy_eraser"]["properties"]
+
+
+def test_run_with_worker_pool_and_cell_timeout_then_status(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("suites:\n  - name: toy_suite\n    config: {hang_label: toy_eraser}\n")
+    common = ("--spec", str(spec), "--output-dir", str(tmp_path / "o"))
+    r = harness("--plugins-dir", TOY_DIR, "run", *common, "--leaderboard-dir", str(tmp_path / "lb"),
+                "--no-progress", "--workers", "2", "--cell-timeout", "2")
+    assert r.returncode == 1, r.stderr
+    assert "computed 1, reused 0, failed 1" in r.stderr and "timeout after 2s" in r.stdout
+    r2 = harness("--plugins-dir", TOY_DIR, "status", *common)
+    assert "toy_suite: done 1, failed 1, pending 0" in r2.stdout
+
+
+def test_flags_of_another_executor_are_refused(tmp_path):
+    r = harness("--plugins-dir", TOY_DIR, "run", "--output-dir", str(tmp_path), "--workers", "2",
+                "--executor", "ray")
+    assert r.returncode == 2 and "--workers only applies to --executor local" in r.stderr

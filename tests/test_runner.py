@@ -21,6 +21,11 @@ def test_default_plan_uses_every_suite_method_and_default_model(toy_registries, 
     assert len({c.key for c in cells}) == 2
 
 
+def test_star_expands_to_every_listed_model(toy_registries, tmp_path):
+    cells = plan(_spec(tmp_path, models=["toy:*"], methods=[]), toy_registries)
+    assert [c.cell.model for c in cells] == ["toy:a", "toy:b"]
+
+
 def test_plan_grid(toy_registries, tmp_path):
     spec = _spec(tmp_path, models=["toy:a", "toy:b"], seeds=[0, 1],
                  methods=[{"name": "toy_eraser", "config": {"strength": 0.1}, "label": "weak"},
@@ -94,3 +99,12 @@ def test_force_recomputes_and_keeps_old(toy_registries, tmp_path):
     s = execute(cells, store, toy_registries, device="cpu", force=True, progress=False)
     assert s.done == 2
     assert len(list((spec.output_dir / "records" / "toy_suite" / ".superseded").glob("*.json"))) == 2
+
+
+def test_suite_default_methods_narrow_the_default_rows(toy_registries, tmp_path, monkeypatch):
+    from toy_plugins import ToySuite
+
+    monkeypatch.setattr(ToySuite, "default_methods", ())
+    assert [c.label for c in plan(_spec(tmp_path), toy_registries)] == ["base model"]
+    monkeypatch.setattr(ToySuite, "default_methods", ("toy_eraser",))
+    assert [c.label for c in plan(_spec(tmp_path), toy_registries)] == ["base model", "toy_eraser"]

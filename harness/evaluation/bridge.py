@@ -273,6 +273,39 @@ def _cheap_env_info(storage: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
+def _quiet() -> Any:
+    """lm-eval logs at INFO/WARNING for every task and draws a progress bar per task and phase;
+    inside a harness run (which has its own progress bar) that floods the terminal. Unless
+    HARNESS_VERBOSE=1, lm-eval's loggers go to ERROR and tqdm bars created during the call are
+    disabled (lm-eval passes ``disable=`` explicitly, so TQDM_DISABLE would not do)."""
+    import logging
+    import os
+    from unittest import mock
+
+    import tqdm
+
+    if os.environ.get("HARNESS_VERBOSE") == "1":
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("lm-eval", "lm_eval")]
+    levels = [lg.level for lg in loggers]
+    original_init = tqdm.std.tqdm.__init__
+
+    def silent_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["disable"] = True
+        original_init(self, *args, **kwargs)
+
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with mock.patch.object(tqdm.std.tqdm, "__init__", silent_init):
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+@contextlib.contextmanager
 def _skip_env_collection() -> Any:
     """``simple_evaluate`` ends with torch's ``get_pretty_env_info`` (it runs ``pip list`` in a
     subprocess: ~2 s per call, 90% of a small task's time on CPU) and ``git describe`` in the
@@ -310,11 +343,13 @@ def _run_lm_eval(
     import lm_eval
     from lm_eval.models.huggingface import HFLM  # needs `accelerate` (lm-eval's [hf] extra)
 
-    objs = _load_tasks(names, tm, local_names)
+    with _quiet():
+        objs = _load_tasks(names, tm, local_names)
     was_training = model.training  # HFLM calls model.eval(); the caller's mode is restored below
     try:
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
-        with _skip_env_collection(), _intervention_context(intervention, model):
+        with _quiet():  # HFLM warns that an in-memory model is not a str: expected here
+            lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
+        with _quiet(), _skip_env_collection(), _intervention_context(intervention, model):
             results = lm_eval.simple_evaluate(
                 model=lm,
                 tasks=objs,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 from pydantic import Field
 
 from harness import hookimpl
@@ -66,12 +70,32 @@ class ToySuite(Suite):
     class Config(PluginConfig):
         fail_label: str | None = Field(None, description="Raise for this method (tests fault isolation).")
         calls: list[str] = Field(default_factory=list, description="unused")
+        hang_label: str | None = Field(None, description="Hang (sleep an hour) for this method (tests timeouts).")
+        sleep_s: float = Field(0.0, ge=0, description="Sleep this long in every cell (tests parallelism).")
+        crash_once_dir: str | None = Field(
+            None, description="The first method cell to run kills its process (os._exit(13)), leaving a marker "
+            "file in this folder; later cells run normally (tests worker death and retries)."
+        )
 
     def run(self, cell):
         model = cell.load_model()
         method = cell.method
         if method is not None and method.name == self.config.fail_label:
             raise RuntimeError("boom")
+        if method is not None and method.name == self.config.hang_label:
+            time.sleep(3600)
+        if self.config.sleep_s:
+            time.sleep(self.config.sleep_s)
+        if method is not None and self.config.crash_once_dir:
+            folder = Path(self.config.crash_once_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                with open(folder / "crashed", "x") as fh:  # exactly one cell wins the marker
+                    fh.write(f"{cell.model_ref} seed {cell.seed} pid {os.getpid()}")
+            except FileExistsError:
+                pass
+            else:
+                os._exit(13)
         strength = method.fit(model, None, None, seed=cell.seed).strength if method else 0.0
         signal = (1.0 - strength) * model["size"] + 0.01 * cell.seed
         return SuiteOutput(metrics=[cell.metric("toy_score").compute({"signal": signal})])

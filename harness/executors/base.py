@@ -1,0 +1,140 @@
+"""The executor interface and what travels to a worker: JSON and paths, never objects.
+
+A job (one cell) is a JSON-able dict::
+
+    {"cell": {...cell payload...}, "store": "<store root>", "plugins": {...plugin set...},
+     "device": "auto|cpu|cuda", "force": false, "progress": false}
+
+The plugin set says how the worker rebuilds the same registries: the entry-point plugin
+names the driver loaded, its ``--plugins-dir`` folders, and importable modules that were
+registered in-process (tests). The device is resolved in the worker, so a Ray task on a GPU
+node sees its GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.plugins import Registries
+    from harness.results import RunRecord
+    from harness.runner import PlannedCell
+    from harness.store import Store
+
+log = logging.getLogger("harness")
+
+#: What happened to one cell: computed and recorded ok / recorded failed / already done.
+Outcome = Literal["done", "failed", "skipped"]
+OnCell = Callable[["PlannedCell", "RunRecord | None"], None]
+
+
+@dataclass
+class RunSummary:
+    """Counts of one sweep: every planned cell is counted exactly once."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+class Executor(ABC):
+    """Computes planned cells and publishes their records into a store."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def run(
+        self,
+        cells: list[PlannedCell],
+        store: Store,
+        registries: Registries,
+        *,
+        device: str = "auto",
+        force: bool = False,
+        progress: bool = True,
+        on_cell: OnCell | None = None,
+    ) -> RunSummary:
+        """Compute every cell not yet recorded ``ok`` (all with ``force``); failures are recorded, not raised."""
+
+
+# --------------------------------------------------------------------------- driver helpers
+class Tally:
+    """Counts outcomes and calls ``on_cell`` once per cell (with the record published, if any)."""
+
+    def __init__(self, store: Store, on_cell: OnCell | None) -> None:
+        self.store, self.on_cell, self.summary = store, on_cell, RunSummary()
+
+    def add(self, pc: PlannedCell, outcome: Outcome, record: RunRecord | None = None) -> None:
+        setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
+        if self.on_cell is not None:
+            if record is None and outcome != "skipped":
+                record = self.store.get(pc.cell.suite, pc.key)
+            self.on_cell(pc, record)
+
+
+def split_todo(cells: list[PlannedCell], store: Store, force: bool, tally: Tally) -> list[PlannedCell]:
+    """Cells to compute; those already recorded ``ok`` are counted as skipped (unless ``force``)."""
+    todo = []
+    for pc in cells:
+        if not force and store.is_done(pc.cell.suite, pc.key):
+            tally.add(pc, "skipped")
+        else:
+            todo.append(pc)
+    return todo
+
+
+def cell_payload(pc: PlannedCell) -> dict[str, Any]:
+    """The JSON a worker needs to rebuild and re-validate ``pc``."""
+    return {
+        "key": pc.key,
+        "cell": pc.cell.model_dump(mode="json"),
+        "label": pc.label,
+        "model_ref": str(pc.model_ref),
+        "suite": pc.suite_cls.name,
+        "suite_config": pc.suite_config.model_dump(mode="json"),
+        "method": pc.method_cls.name if pc.method_cls else None,
+        "method_config": pc.method_config.model_dump(mode="json") if pc.method_config is not None else None,
+    }
+
+
+def plugin_set_payload(registries: Registries) -> dict[str, Any]:
+    """How a worker loads the same plugins as ``registries`` (JSON; folders made absolute)."""
+    from harness.errors import SpecError
+
+    entry_points: list[str] = []
+    dirs: list[str] = []
+    modules: list[list[str]] = []
+    ps = registries.plugin_set
+    for name, source in sorted(ps.sources.items()):
+        if source.origin == "entry point":
+            entry_points.append(name)
+        elif source.origin.startswith("plugins-dir "):
+            d = str(Path(source.origin.removeprefix("plugins-dir ")).resolve())
+            if d not in dirs:
+                dirs.append(d)
+        else:
+            obj = ps.pm.get_plugin(name)
+            if not isinstance(obj, ModuleType) or obj.__name__ == "__main__":
+                raise SpecError(
+                    f'Plugin "{name}" was registered in-process as an object, which cannot be sent to a worker '
+                    "process. Install it (entry point group 'harness') or load it with --plugins-dir."
+                )
+            modules.append([name, obj.__name__])
+    return {"entry_points": entry_points, "plugins_dirs": dirs, "modules": modules}
+
+
+def make_job(pc: PlannedCell, store: Store, plugins: dict[str, Any], *, device: str, force: bool) -> dict[str, Any]:
+    return {
+        "cell": cell_payload(pc),
+        "store": str(Path(store.root).resolve()),
+        "plugins": plugins,
+        "device": device,
+        "force": force,
+        "progress": False,
+    }

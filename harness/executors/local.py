@@ -1,0 +1,228 @@
+"""The local executor: in-process (default), or a pool of worker processes on this machine.
+
+``workers=1`` and no ``cell_timeout``: cells run one after the other in this process, as
+they always did. Otherwise each of ``workers`` slots is a spawned process that computes one
+cell at a time through :func:`harness.executors.worker.run_cell`; on a machine with GPUs
+slot *i* is pinned to GPU *i mod n* with ``CUDA_VISIBLE_DEVICES`` (HELM's multi-GPU runner
+style), on CPU the slots just run in parallel (with the CPU threads shared among them).
+
+With ``cell_timeout`` a cell still running after that many seconds has its process killed,
+is recorded ``failed`` ("timeout after Ns") and the sweep goes on with a fresh process. A
+slot process that dies (segfault, OOM kill) has its cell retried ``max_retries`` times, then
+recorded failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any
+
+from harness.executors.base import Executor, OnCell, RunSummary, Tally, make_job, plugin_set_payload, split_todo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.plugins import Registries
+    from harness.runner import PlannedCell
+    from harness.store import Store
+
+log = logging.getLogger("harness")
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use: CUDA_VISIBLE_DEVICES when set, else torch's count."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - no torch / no driver: no GPUs
+        return []
+
+
+def _slot_main(conn: Connection, env: dict[str, str]) -> None:
+    """A slot process: set its env (GPU pinning) before anything imports torch, then serve jobs."""
+    os.environ.update(env)
+    from harness.executors.worker import run_cell
+
+    try:  # import what every cell needs before the cell's clock starts
+        import harness.runner  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:  # pragma: no cover
+        pass
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if job is None:
+            return
+        conn.send({"started": True})
+        conn.send(run_cell(job))
+
+
+@dataclass
+class _Slot:
+    index: int
+    env: dict[str, str]
+    proc: Any = None
+    conn: Connection | None = None
+    job: tuple[PlannedCell, dict[str, Any], int] | None = None  # (cell, job, attempt)
+    started: float | None = None  # when the slot began the cell (None: not yet)
+    started_iso: str = ""
+
+
+class LocalExecutor(Executor):
+    """Cells on this machine: in-process, or ``workers`` spawned processes (one per GPU)."""
+
+    name = "local"
+
+    def __init__(self, workers: int = 1, cell_timeout: float | None = None, max_retries: int = 1) -> None:
+        from harness.errors import SpecError
+
+        if workers < 1:
+            raise SpecError(f"--workers must be at least 1 (got {workers}).")
+        if cell_timeout is not None and cell_timeout <= 0:
+            raise SpecError(f"--cell-timeout must be a positive number of seconds (got {cell_timeout}).")
+        self.workers, self.cell_timeout, self.max_retries = workers, cell_timeout, max_retries
+
+    # ------------------------------------------------------------------ in-process
+    def _run_inline(self, todo: list[PlannedCell], store: Store, registries: Registries, device: str,
+                    force: bool, progress: bool, tally: Tally) -> None:
+        from harness.context import resolve_device
+        from harness.runner import compute_cell, publish
+
+        resolved = resolve_device(device) if todo else "cpu"
+        for pc in todo:
+            if not force and store.is_done(pc.cell.suite, pc.key):  # recorded meanwhile by another sweep
+                tally.add(pc, "skipped")
+                continue
+            record = compute_cell(pc, store, registries, device=resolved, progress=progress)
+            outcome = publish(record, store, force=force)
+            tally.add(pc, outcome, record if outcome != "skipped" else None)
+
+    def run(self, cells: list[PlannedCell], store: Store, registries: Registries, *, device: str = "auto",
+            force: bool = False, progress: bool = True, on_cell: OnCell | None = None) -> RunSummary:
+        tally = Tally(store, on_cell)
+        todo = split_todo(cells, store, force, tally)
+        if self.workers == 1 and self.cell_timeout is None:
+            self._run_inline(todo, store, registries, device, force, progress, tally)
+        elif todo:
+            self._run_pool(todo, store, registries, device, force, tally)
+        return tally.summary
+
+    # ------------------------------------------------------------------ pool
+    def _slot_envs(self, device: str, n: int) -> list[dict[str, str]]:
+        gpus = visible_gpus() if device != "cpu" else []
+        envs = []
+        for i in range(n):
+            env: dict[str, str] = {}
+            if gpus:
+                env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+            elif n > 1:  # CPU: share the cores instead of oversubscribing them n times
+                threads = str(max(1, (os.cpu_count() or 1) // n))
+                for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                    env[var] = os.environ.get(var, threads)
+            envs.append(env)
+        if gpus and n > len(gpus):
+            log.warning("%d workers share %d GPU(s); cells on one GPU compete for its memory.", n, len(gpus))
+        return envs
+
+    @staticmethod
+    def _start(ctx: Any, slot: _Slot) -> None:
+        parent, child = ctx.Pipe()
+        slot.proc = ctx.Process(target=_slot_main, args=(child, slot.env), name=f"harness-worker-{slot.index}")
+        slot.proc.start()
+        child.close()
+        slot.conn = parent
+
+    @staticmethod
+    def _stop(slot: _Slot, *, kill: bool) -> None:
+        if slot.proc is None:
+            return
+        if kill:
+            slot.proc.kill()
+        else:
+            try:
+                slot.conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        slot.proc.join(timeout=None if kill else 10)
+        if slot.proc.is_alive():
+            slot.proc.kill()
+            slot.proc.join()
+        slot.conn.close()
+        slot.proc, slot.conn = None, None
+
+    def _run_pool(self, todo: list[PlannedCell], store: Store, registries: Registries, device: str,
+                  force: bool, tally: Tally) -> None:
+        from harness.executors.worker import TIMEOUT_ERROR, record_failure
+        from harness.provenance import now_iso
+
+        plugins = plugin_set_payload(registries)
+        sweep = uuid.uuid4().hex
+        queue: deque[tuple[PlannedCell, dict[str, Any], int]] = deque(
+            (pc, {**make_job(pc, store, plugins, device=device, force=force), "sweep": sweep}, 0) for pc in todo
+        )
+        ctx = mp.get_context("spawn")
+        n = min(self.workers, len(todo))
+        slots = [_Slot(i, env) for i, env in enumerate(self._slot_envs(device, n))]
+        try:
+            while queue or any(s.job for s in slots):
+                for slot in slots:  # hand out work
+                    if slot.job is None and queue:
+                        if slot.proc is not None and not slot.proc.is_alive():
+                            self._stop(slot, kill=True)
+                        if slot.proc is None:
+                            self._start(ctx, slot)
+                        slot.job, slot.started, slot.started_iso = queue.popleft(), None, now_iso()
+                        slot.conn.send(slot.job[1])
+                busy = [s for s in slots if s.job]
+                timeout = None
+                clocks = [s.started for s in busy if s.started is not None]
+                if self.cell_timeout is not None and clocks:
+                    timeout = max(0.0, min(clocks) + self.cell_timeout - time.monotonic())
+                ready = wait([s.conn for s in busy] + [s.proc.sentinel for s in busy], timeout=timeout)
+                now = time.monotonic()
+                for slot in busy:
+                    pc, job, attempt = slot.job
+                    if slot.conn in ready or slot.proc.sentinel in ready:
+                        try:
+                            result = slot.conn.recv()
+                            if "started" in result:  # the slot began the cell: its clock starts now
+                                slot.started, slot.started_iso = time.monotonic(), now_iso()
+                                continue
+                        except (EOFError, OSError):  # the process died mid-cell
+                            slot.proc.join(5)
+                            code = slot.proc.exitcode
+                            self._stop(slot, kill=True)
+                            slot.job = None
+                            if attempt < self.max_retries:
+                                log.warning("worker died on cell %s (exit code %s); retrying", pc.key[:12], code)
+                                queue.appendleft((pc, job, attempt + 1))
+                            else:
+                                outcome = record_failure(job, "WorkerDied", f"worker process died (exit code {code})",
+                                                         started=slot.started_iso, wall_s=now - (slot.started or now))
+                                tally.add(pc, outcome)
+                            continue
+                        slot.job = None
+                        tally.add(pc, result["outcome"])
+                    elif (self.cell_timeout is not None and slot.started is not None
+                          and now - slot.started >= self.cell_timeout):
+                        self._stop(slot, kill=True)
+                        slot.job = None
+                        log.error("cell %s / %s / %s: timeout after %gs, killed", pc.cell.suite, pc.label,
+                                  pc.cell.model, self.cell_timeout)
+                        outcome = record_failure(job, TIMEOUT_ERROR, f"timeout after {self.cell_timeout:g}s",
+                                                 started=slot.started_iso, wall_s=now - (slot.started or now))
+                        tally.add(pc, outcome)
+        finally:
+            for slot in slots:
+                self._stop(slot, kill=slot.job is not None)

@@ -1,0 +1,118 @@
+"""Suite "lm_eval": zero-shot lm-eval tasks through the real lm-eval library.
+
+Default tasks: every local task of the embedded world (harness/zoo/tasks); any lm-eval
+task name (piqa, arc_easy, ...) works where its data set can be fetched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness import hookimpl
+from harness.config import PluginConfig
+from harness.protocols import Metric, Suite
+from harness.results import MetricValue, SuiteOutput
+
+
+class LmEvalAccuracy(Metric):
+    name = "lm_eval_acc"
+    description = "lm-eval accuracy of one task (key = task), with lm-eval's standard error."
+    higher_is_better = True
+    scope = "model"
+    unit = "accuracy"
+
+    def compute(self, inputs: Mapping[str, Any]) -> list[MetricValue]:
+        result, field = inputs["eval_result"], inputs.get("field", "acc")
+        chances: Mapping[str, float | None] = inputs.get("chance", {})
+        out = []
+        for task in inputs["tasks"]:
+            r = result.tasks[task]
+            value = r.get(field)
+            if value is None:
+                raise ValueError(f'lm-eval task "{task}" reported no "{field}" (it has: {sorted(r.metrics)}).')
+            out.append(self.value(value, key=task, stderr=r.get(f"{field}_stderr"), n=r.n_samples,
+                                  chance=chances.get(task)))
+        return out
+
+
+class LmEvalAccuracyMean(Metric):
+    name = "lm_eval_acc_mean"
+    description = "Unweighted mean of lm_eval_acc over the suite's tasks (the Open LLM Leaderboard average)."
+    higher_is_better = True
+    scope = "model"
+    unit = "accuracy"
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        per_task: list[MetricValue] = inputs["per_task"]
+        k = len(per_task)
+        mean = sum(v.value for v in per_task) / k
+        errs = [v.stderr for v in per_task]
+        stderr = (sum(e * e for e in errs) ** 0.5) / k if all(e is not None for e in errs) else None
+        return self.value(mean, stderr=stderr, n=sum(v.n or 0 for v in per_task))
+
+
+class LmEvalSuite(Suite):
+    name = "lm_eval"
+    description = (
+        "Zero-shot lm-eval tasks (real lm-eval, log-likelihood multiple choice). Default: the embedded "
+        "world's tasks (facts frequent / rare / held-out, arithmetic, procedural, agreement)."
+    )
+    metrics = ("lm_eval_acc_mean", "lm_eval_acc")
+    version = "1"
+    default_models = ("zoo:*",)  # every model of the embedded suite
+
+    class Config(PluginConfig):
+        tasks: list[str] | None = Field(
+            None, description="lm-eval task names; None = every task of the embedded world (harness/zoo/tasks)."
+        )
+        metric: Literal["acc", "acc_norm"] = Field("acc", description="Which lm-eval accuracy to report.")
+        limit: int | None = Field(None, ge=1, description="At most this many documents per task (None = all).")
+        num_fewshot: int = Field(0, ge=0, description="Few-shot examples (0 = zero-shot).")
+        batch_size: int = Field(32, ge=1, description="lm-eval batch size.")
+
+    def run(self, cell) -> SuiteOutput:
+        from harness.evaluation import evaluate_tasks, list_local_tasks
+
+        cfg = self.config
+        local = {t.name: t for t in list_local_tasks()}
+        tasks = cfg.tasks or [n for n, t in local.items() if t.entry_kind == "task"]
+        if not tasks:
+            raise ValueError("No lm-eval tasks: the embedded world's task folder is empty; pass tasks: [...].")
+        loaded = cell.load_model()
+        result = evaluate_tasks(
+            loaded.model,
+            loaded.require_tokenizer(),
+            tasks,
+            limit=cfg.limit,
+            num_fewshot=cfg.num_fewshot,
+            batch_size=cfg.batch_size,
+            seed=cell.seed,
+            model_id=loaded.fingerprint,
+        )
+        chance = {n: local[n].chance for n in tasks if n in local}
+        per_task = cell.metric("lm_eval_acc").compute(
+            {"eval_result": result, "tasks": tasks, "field": cfg.metric, "chance": chance}
+        )
+        mean = cell.metric("lm_eval_acc_mean").compute({"per_task": per_task})
+        return SuiteOutput(
+            metrics=[mean, *per_task],
+            versions={t: str(v) for t, v in result.versions.items()} | {"lm_eval": result.lm_eval_version},
+            details={
+                "n_samples": {t: result.tasks[t].n_samples for t in tasks},
+                "task_kind": {n: local[n].kind for n in tasks if n in local},
+            },
+        )
+
+
+@hookimpl
+def register_metrics(register):
+    register(LmEvalAccuracy)
+    register(LmEvalAccuracyMean)
+
+
+@hookimpl
+def register_suites(register):
+    register(LmEvalSuite)
