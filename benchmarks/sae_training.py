@@ -1,0 +1,162 @@
+"""TopK SAE training throughput and peak memory: harness's trainer vs sparsify, side by side.
+
+Each configuration (d_in, d_sae, k, batch, kernel, precision) runs in its own subprocess
+(so peak memory is per configuration) on activations held in memory, timing full
+optimiser steps of harness's shared trainer step (loss, backward, parallel-gradient
+removal, clipping, Adam, decoder renormalisation, dead-latent tracking). On cuda the
+timing uses CUDA events and the peak is ``torch.cuda.max_memory_allocated``; on cpu
+wall time and peak RSS (minus the RSS before the SAE was built).
+
+With ``--peer-python PATH`` the peer script (default ``../shared/peers/sparsify_topk.py``
+next to the repository; sparsify's SparseCoder in its own venv) runs at the same
+configuration in the same invocation, right after ours, and the table shows the ratio
+ours / sparsify (fp32 peer vs each of our rows). CPU machines are often shared: compare
+ratios from one invocation, not absolute numbers across runs.
+
+    python benchmarks/sae_training.py                       # full grid
+    python benchmarks/sae_training.py --m 16384 --k 32 --peer-python /path/to/peer/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+DEFAULT_PEER = HERE.parent.parent.parent / "shared" / "peers" / "sparsify_topk.py"
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def worker(a: argparse.Namespace) -> dict:
+    import torch
+
+    from harness.sae.config import TrainConfig
+    from harness.sae.trainer import TrainStep
+    from harness.testing import registries_with
+
+    dev = torch.device(a.device)
+    torch.manual_seed(0)
+    X = torch.randn(a.batch * 4, a.d, device=dev)
+    cls = registries_with(builtins=True)["dictionary_learner"].get("topk")
+    extra = {"unit_norm_decoder": False} if a.bare else {}
+    sae = cls.create(a.d, {"d_sae": a.m, "k": a.k, "kernel": a.kernel} | extra, seed=0).to(dev)
+    cfg = TrainConfig(batch_size=a.batch, autocast="bf16" if a.precision == "bf16" else "off",
+                      warmup_steps=0, decay="none", progress=False, grad_clip=0.0 if a.bare else 1.0)
+    total = a.warmup + a.steps
+    step = TrainStep(sae, cfg, total, dev)
+    base = _rss_mb()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev) / 2**20
+
+    def run(i: int) -> None:
+        step(X[(i % 4) * a.batch : ((i % 4) + 1) * a.batch], i)
+
+    for i in range(a.warmup):
+        run(i)
+    if dev.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for i in range(a.warmup, total):
+            run(i)
+        end.record()
+        torch.cuda.synchronize(dev)
+        dt = start.elapsed_time(end) / 1e3 / a.steps
+        peak = torch.cuda.max_memory_allocated(dev) / 2**20 - base
+    else:
+        t = time.perf_counter()
+        for i in range(a.warmup, total):
+            run(i)
+        dt = (time.perf_counter() - t) / a.steps
+        peak = _rss_mb() - base
+    return {"tok_s": a.batch / dt, "ms_step": dt * 1e3, "peak_mb": peak}
+
+
+def run_peer(python: str, script: str, a: argparse.Namespace, m: int, k: int) -> float | None:
+    cmd = [python, script, "--device", a.device, "--d", str(a.d), "--m", str(m), "--k", str(k),
+           "--batch", str(a.batch), "--steps", str(a.steps)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
+    hit = re.search(r"sparsify SparseCoder.*?:\s*([\d.]+) tok/s", out.stdout)
+    if not hit:
+        print(f"peer failed ({' '.join(cmd)}):\n{out.stdout}\n{out.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return float(hit.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--d", type=int, default=512)
+    p.add_argument("--m", type=int, nargs="+", default=[4096, 16384], help="Dictionary sizes.")
+    p.add_argument("--k", type=int, nargs="+", default=[32, 128])
+    p.add_argument("--batch", type=int, default=4096)
+    p.add_argument("--steps", type=int, default=5, help="Timed steps.")
+    p.add_argument("--warmup", type=int, default=2, help="Untimed steps first.")
+    p.add_argument("--kernels", nargs="+", default=["sparse", "dense"], choices=["sparse", "dense"])
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    p.add_argument("--peer-python", help="Python of a venv with eai-sparsify: run the peer at each configuration.")
+    p.add_argument("--peer-script", default=str(DEFAULT_PEER), help="Peer benchmark script.")
+    p.add_argument("--timeout", type=int, default=1800, help="Seconds per subprocess.")
+    p.add_argument("--bare", action="store_true",
+                   help="No gradient clipping, no unit-norm decoder constraint: the same work as the peer's step.")
+    p.add_argument("--json", help="Also write the rows to this JSON file.")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--kernel", default="sparse", help=argparse.SUPPRESS)
+    p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.worker:
+        a.m, a.k = a.m[0], a.k[0]
+        print("RESULT " + json.dumps(worker(a)))
+        return 0
+
+    from tabulate import tabulate
+
+    rows = []
+    for m in a.m:
+        for k in a.k:
+            ours = []
+            for kernel in a.kernels:
+                for prec in a.precisions:
+                    cmd = [sys.executable, str(HERE), "--worker", "--device", a.device, "--d", str(a.d), "--m", str(m),
+                           "--k", str(k), "--batch", str(a.batch), "--steps", str(a.steps), "--warmup", str(a.warmup),
+                           "--kernel", kernel, "--precision", prec] + (["--bare"] if a.bare else [])
+                    out = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
+                    hit = re.search(r"^RESULT (.*)$", out.stdout, re.M)
+                    if not hit:
+                        print(f"worker failed: {out.stderr[-2000:]}", file=sys.stderr)
+                        continue
+                    r = json.loads(hit.group(1))
+                    ours.append({"d_in": a.d, "d_sae": m, "k": k, "kernel": kernel, "precision": prec, **r})
+                    print(f"  ours d_sae={m} k={k} {kernel}/{prec}: {r['tok_s']:.0f} tok/s", file=sys.stderr, flush=True)
+            peer = run_peer(a.peer_python, a.peer_script, a, m, k) if a.peer_python else None
+            if peer is not None:
+                print(f"  sparsify d_sae={m} k={k}: {peer:.0f} tok/s", file=sys.stderr, flush=True)
+            for r in ours:
+                r["sparsify_tok_s"] = peer
+                r["ours/sparsify"] = r["tok_s"] / peer if peer else None
+            rows.extend(ours)
+    headers = ["d_in", "d_sae", "k", "kernel", "precision", "tok/s", "ms/step", "peak MB", "sparsify tok/s",
+               "ours/sparsify"]
+    table = [[r["d_in"], r["d_sae"], r["k"], r["kernel"], r["precision"], f"{r['tok_s']:.0f}", f"{r['ms_step']:.0f}",
+              f"{r['peak_mb']:.0f}", f"{r['sparsify_tok_s']:.0f}" if r["sparsify_tok_s"] else "-",
+              f"{r['ours/sparsify']:.2f}x" if r["ours/sparsify"] else "-"] for r in rows]
+    mode = "bare step (no clipping / decoder constraint)" if a.bare else "full trainer step"
+    print(f"TopK SAE training, batch {a.batch}, device {a.device}, activations in memory, {mode}")
+    print(tabulate(table, headers=headers))
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""``harness train-sae``: train a dictionary learner on a model layer's activations.
+
+    harness train-sae zoo:zoo-64 --hook blocks.1.hook_resid_post --learner topk \\
+        --set k=32 --set expansion_factor=8 --tokens 2000000 --output-dir saes/zoo64-l1-topk
+
+Model references are ``[source:]name[@revision]`` (zoo:..., or a Hugging Face name/path).
+Text comes from ``--text-file`` (one document per line, or JSONL with a "text" field) or,
+for zoo models, from the embedded world's document stream (from ``--world-start``).
+The SAE is saved SAELens-style (cfg.json + sae_weights.safetensors) with train_log.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``train-sae`` command to ``subparsers``."""
+    p = subparsers.add_parser("train-sae", help="Train an SAE (any registered dictionary learner) on a model layer.")
+    p.add_argument("model", help="Model: [source:]name[@revision], e.g. zoo:zoo-64 or EleutherAI/pythia-70m.")
+    p.add_argument("--hook", required=True, help="Hook point, e.g. blocks.1.hook_resid_post.")
+    p.add_argument("--learner", default="topk", help="Registered dictionary learner (see `harness plugins`).")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="Learner config override (JSON/YAML value), validated by the learner's Config (repeatable).")
+    p.add_argument("--tokens", type=int, default=1_000_000, help="Training token budget.")
+    p.add_argument("--steps", type=int, default=None, help="Optimiser steps (overrides --tokens).")
+    p.add_argument("--batch-size", type=int, default=4096, help="Activations per step.")
+    p.add_argument("--context-length", type=int, default=128, help="Tokens per model input row.")
+    p.add_argument("--text-file", help="Training text: one document per line, or .jsonl with a 'text' field.")
+    p.add_argument("--world-start", type=int, default=10_000_000,
+                   help="Zoo models without --text-file: first document index of the world stream.")
+    p.add_argument("--seed", type=int, default=0, help="Seed (initialisation, batch order).")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N.")
+    p.add_argument("--output-dir", required=True, help="Where cfg.json, sae_weights.safetensors, train_log.json go.")
+    p.add_argument("--checkpoint-dir", help="Checkpoints (a rerun with the same folder resumes).")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="Steps between checkpoints.")
+    p.add_argument("--no-progress", action="store_true", help="No progress bar.")
+    p.set_defaults(func=cmd_train_sae)
+    return p
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``["k=32", "sample=true"]`` -> ``{"k": 32, "sample": True}`` (values: JSON, else YAML)."""
+    import yaml
+
+    from harness.errors import SpecError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. --set k=32.")
+        try:
+            out[key.strip()] = json.loads(value)  # numbers like 1e-3, true/false, null, lists
+        except ValueError:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+def _texts(args: argparse.Namespace, source: str) -> Iterator[str]:
+    from harness.errors import SpecError
+
+    if args.text_file:
+        path = Path(args.text_file)
+        if not path.is_file():
+            raise SpecError(f"--text-file {path} does not exist.")
+        with path.open() as fh:
+            for line in fh:
+                if line.strip():
+                    yield json.loads(line)["text"] if path.suffix == ".jsonl" else line.rstrip("\n")
+        return
+    if source != "zoo":
+        raise SpecError("A non-zoo model needs training text: pass --text-file PATH (one document per line).")
+    from harness.zoo import World
+
+    for doc in World(0).documents(start=args.world_start):
+        yield doc.text
+
+
+def cmd_train_sae(args: argparse.Namespace) -> int:
+    import re
+
+    from harness.config import ModelRef
+    from harness.plugins import get_registries
+    from harness.sae.trainer import activations_from_model, train_sae
+
+    regs = get_registries(plugins_dirs=[Path(d) for d in getattr(args, "plugins_dir", None) or []])
+    learner = regs["dictionary_learner"].get(args.learner)
+    config = learner.parse_config(parse_sets(args.set), at="--set")
+    ref = ModelRef.parse(args.model)
+    loaded = regs.model_sources.get(ref.source)().load(ref.name, ref.revision, device=args.device, dtype="float32")
+    source = activations_from_model(loaded, args.hook, _texts(args, ref.source), batch_size=args.batch_size,
+                                    seed=args.seed, context_length=args.context_length)
+    layer = re.search(r"blocks\.(\d+)\.", args.hook)
+    metadata = {"hook_name": args.hook, "hook_layer": int(layer.group(1)) if layer else None,
+                "model_name": str(ref), "context_size": args.context_length, "prepend_bos": True,
+                "dataset_path": args.text_file or ("zoo-world" if ref.source == "zoo" else None)}
+    sae, log = train_sae(learner, config, source, d_in=loaded.d_model, tokens=args.tokens, steps=args.steps,
+                         batch_size=args.batch_size, seed=args.seed, device=str(loaded.device),
+                         checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+                         progress=not args.no_progress, metadata=metadata)
+    out = Path(args.output_dir)
+    sae.save(out)
+    (out / "train_log.json").write_text(json.dumps(log.to_dict(), indent=1))
+    fin = log.final
+    print(f"saved {args.learner} SAE (d_in={sae.d_in}, d_sae={sae.d_sae}) to {out}: "
+          f"L0 {fin.get('l0', float('nan')):.1f}, explained variance {fin.get('explained_variance', float('nan')):.3f}, "
+          f"dead {fin.get('dead_fraction', 0):.3f}, {log.tokens_per_s:.0f} tok/s")
+    return 0

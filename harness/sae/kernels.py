@@ -1,0 +1,198 @@
+"""Compute kernels of top-k style SAEs: a sparse encoder backward and a sparse decoder.
+
+The sparse path keeps every cost but the encoder's forward matmul proportional to k:
+
+- :func:`topk_encode` computes pre-activations chunk by chunk (a [chunk, d_sae] block
+  that stays in cache), keeps the top-k per row (and optionally the top-k_aux among
+  dead latents, for AuxK) and never materialises [batch, d_sae] for autograd. Its
+  backward forms dW_enc = x^T G with G sparse (k non-zeros per row) as a sparse-dense
+  product, db_enc by index_add, and db_dec = -W_enc @ db_enc.
+- :func:`sparse_decode` is ``F.embedding_bag(idx, W_dec, per_sample_weights=vals)``
+  (W_dec [d_sae, d_in] is already an embedding table) with a backward that forms
+  dW_dec = S^T g by one sparse-dense product (the same CSR construction as the encoder).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+#: Rows of pre-activations computed at once in :func:`topk_encode`.
+DEFAULT_CHUNK = 512
+
+
+def _mm_dtype(device: torch.device) -> torch.dtype | None:
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return None
+
+
+class _TopKEncode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, W_enc, b_enc, b_dec, k, dead_idx, k_aux, chunk):  # noqa: ANN001, ANN205
+        mm_dtype = _mm_dtype(x.device)
+        with torch.autocast(x.device.type, enabled=False):
+            xc = x - b_dec if b_dec is not None else x
+            W = W_enc if mm_dtype is None else W_enc.to(mm_dtype)
+            b = b_enc if mm_dtype is None else b_enc.to(mm_dtype)
+            xm = xc if mm_dtype is None else xc.to(mm_dtype)
+            n = xc.shape[0]
+            vals = x.new_empty((n, k), dtype=torch.float32)
+            idx = torch.empty((n, k), dtype=torch.long, device=x.device)
+            aux = dead_idx is not None and k_aux > 0
+            if aux:
+                aux_vals = x.new_empty((n, k_aux), dtype=torch.float32)
+                aux_idx = torch.empty((n, k_aux), dtype=torch.long, device=x.device)
+            for s in range(0, n, chunk):
+                e = min(n, s + chunk)
+                pre = torch.addmm(b, xm[s:e], W)
+                v, i = pre.topk(k, dim=-1, sorted=False)
+                vals[s:e] = v
+                idx[s:e] = i
+                if aux:
+                    pd = pre.index_select(1, dead_idx)
+                    av, ai = pd.topk(k_aux, dim=-1, sorted=False)
+                    aux_vals[s:e] = av
+                    aux_idx[s:e] = dead_idx[ai]
+            vals.relu_()
+            if aux:
+                aux_vals.relu_()
+            else:
+                aux_vals = vals.new_empty((n, 0))
+                aux_idx = idx.new_empty((n, 0))
+        ctx.save_for_backward(xc, W_enc, idx, vals, aux_idx, aux_vals)
+        ctx.has_b_dec = b_dec is not None
+        ctx.mark_non_differentiable(idx, aux_idx)
+        return vals, idx, aux_vals, aux_idx
+
+    @staticmethod
+    def backward(ctx, g_vals, _g_idx, g_aux, _g_aux_idx):  # noqa: ANN001, ANN205
+        xc, W_enc, idx, vals, aux_idx, aux_vals = ctx.saved_tensors
+        need_x, need_W, need_b, need_bdec = ctx.needs_input_grad[:4]
+        parts_i, parts_g = [], []
+        if g_vals is not None:
+            parts_i.append(idx)
+            parts_g.append(g_vals * (vals > 0))
+        if g_aux is not None and aux_idx.shape[1] > 0:
+            parts_i.append(aux_idx)
+            parts_g.append(g_aux * (aux_vals > 0))
+        n, d_sae = xc.shape[0], W_enc.shape[1]
+        if not parts_i:
+            return (None,) * 8
+        idx_all = torch.cat(parts_i, 1) if len(parts_i) > 1 else parts_i[0]
+        g_all = (torch.cat(parts_g, 1) if len(parts_g) > 1 else parts_g[0]).to(W_enc.dtype)
+        flat_i, flat_g = idx_all.reshape(-1), g_all.reshape(-1)
+        grad_x = grad_W = grad_b = grad_bdec = None
+        s = torch.zeros(d_sae, dtype=W_enc.dtype, device=W_enc.device).index_add_(0, flat_i, flat_g)
+        if need_b:
+            grad_b = s
+        if need_W:
+            grad_W = _sparse_t_mm(flat_i, flat_g, idx_all.shape[1], d_sae, xc.to(W_enc.dtype)).t().contiguous()
+        if need_x:
+            grad_x = F.embedding_bag(idx_all, W_enc.t(), mode="sum", per_sample_weights=g_all)
+            if need_bdec:
+                grad_bdec = -grad_x.sum(0)
+        elif need_bdec and ctx.has_b_dec:
+            grad_bdec = -(W_enc @ s)
+        return grad_x, grad_W, grad_b, grad_bdec, None, None, None, None
+
+
+def _sparse_t_mm(flat_i: torch.Tensor, flat_v: torch.Tensor, per_row: int, d_sae: int, dense: torch.Tensor):
+    """S^T @ dense for S [n, d_sae] with ``per_row`` entries per row at ``flat_i`` (values ``flat_v``).
+
+    Builds S^T as CSR (rows = latents) with one sort; float keys sort faster than int64 on
+    CPU and are exact for d_sae < 2**24.
+    """
+    n = dense.shape[0]
+    keys = flat_i.float() if d_sae < 2**24 else flat_i
+    order = torch.sort(keys, stable=True).indices
+    rows = torch.div(order, per_row, rounding_mode="floor")
+    crow = torch.zeros(d_sae + 1, dtype=torch.long, device=flat_i.device)
+    crow[1:] = torch.bincount(flat_i, minlength=d_sae).cumsum(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "CSR support is in beta", invariant checks
+        S = torch.sparse_csr_tensor(crow, rows, flat_v[order], (d_sae, n), check_invariants=False)
+        return torch.sparse.mm(S, dense)
+
+
+def topk_encode(
+    x: torch.Tensor,
+    W_enc: torch.Tensor,
+    b_enc: torch.Tensor,
+    b_dec: torch.Tensor | None,
+    k: int,
+    *,
+    dead_idx: torch.Tensor | None = None,
+    k_aux: int = 0,
+    chunk: int = DEFAULT_CHUNK,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-k of ReLU((x - b_dec) W_enc + b_enc) per row, sparse in the backward pass.
+
+    Returns ``(vals, idx, aux_vals, aux_idx)``: ``vals``/``idx`` [n, k] (values >= 0, as
+    ReLU after top-k equals top-k after ReLU); ``aux_*`` [n, k_aux] the top among the
+    latents ``dead_idx`` (empty [n, 0] when none are given). Under autocast the matmul
+    runs in the autocast dtype; values and gradients are float32.
+    """
+    return _TopKEncode.apply(x, W_enc, b_enc, b_dec, k, dead_idx, k_aux, chunk)
+
+
+class _SparseDecode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, vals, idx, W_dec):  # noqa: ANN001, ANN205
+        ctx.save_for_backward(vals, idx, W_dec)
+        return F.embedding_bag(idx, W_dec, mode="sum", per_sample_weights=vals)
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: ANN001, ANN205
+        vals, idx, W_dec = ctx.saved_tensors
+        g = g.to(W_dec.dtype)
+        grad_vals = grad_W = None
+        if ctx.needs_input_grad[0]:  # g[n] . W_dec[idx[n, j]], gathered in cache-sized chunks
+            grad_vals = g.new_empty(idx.shape)
+            for s in range(0, idx.shape[0], 256):
+                rows = F.embedding(idx[s : s + 256], W_dec)
+                torch.bmm(rows, g[s : s + 256].unsqueeze(-1), out=grad_vals[s : s + 256].unsqueeze(-1))
+        if ctx.needs_input_grad[2]:
+            grad_W = _sparse_t_mm(idx.reshape(-1), vals.reshape(-1), idx.shape[1], W_dec.shape[0], g)
+        return grad_vals, None, grad_W
+
+
+def sparse_decode(vals: torch.Tensor, idx: torch.Tensor, W_dec: torch.Tensor, b_dec: torch.Tensor | None = None):
+    """sum_j vals[:, j] * W_dec[idx[:, j]] (+ b_dec): cost ~ n * k * d_in, forward and backward."""
+    out = _SparseDecode.apply(vals.to(W_dec.dtype), idx, W_dec)
+    return out + b_dec if b_dec is not None else out
+
+
+def dense_from_sparse(vals: torch.Tensor, idx: torch.Tensor, d_sae: int) -> torch.Tensor:
+    """[n, d_sae] latents with ``vals`` at ``idx`` (zeros elsewhere)."""
+    return vals.new_zeros((vals.shape[0], d_sae)).scatter(-1, idx, vals)
+
+
+@torch.no_grad()
+def geometric_median(points: torch.Tensor, max_iter: int = 100, tol: float = 1e-5) -> torch.Tensor:
+    """Weiszfeld iterations (as in dictionary_learning's TopK trainer) for b_dec init."""
+    guess = points.mean(0)
+    for _ in range(max_iter):
+        prev = guess
+        w = 1 / torch.norm(points - guess, dim=1).clamp_min(1e-12)
+        w = w / w.sum()
+        guess = (w.unsqueeze(1) * points).sum(0)
+        if torch.norm(guess - prev) < tol:
+            break
+    return guess
+
+
+def normalized_auxk_loss(residual: torch.Tensor, e_hat: torch.Tensor) -> torch.Tensor:
+    """OpenAI's normalisation: ||e - e_hat||^2 / ||e - mean(e)||^2 (batch means), NaN -> 0."""
+    e = residual.detach().float()
+    num = (e - e_hat.float()).pow(2).sum(-1).mean()
+    den = (e - e.mean(0, keepdim=True)).pow(2).sum(-1).mean()
+    return (num / den).nan_to_num(0.0)
+
+
+def ramp(step: int, total_steps: int, fraction: float) -> float:
+    """Linear 0 -> 1 over the first ``fraction`` of the steps (1 when fraction is 0)."""
+    n = fraction * total_steps
+    return 1.0 if n <= 0 else min(1.0, step / n)
