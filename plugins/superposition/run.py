@@ -1,0 +1,136 @@
+"""One cell of the superposition suite (see the package docstring)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from harness.results import MetricValue, SuiteOutput
+
+from . import plots
+from .stats import pearson, spearman
+from .sweeps import SaeBudget, features_from_weights, features_through_learner
+from .toy import train_toy_models
+
+
+def _artifact(cell: Any, name: str) -> tuple[Any, str]:
+    path = cell.artifact(name)
+    try:  # records store artifact paths relative to the store root
+        rel = str(path.relative_to(cell.artifact_dir.parent.parent))
+    except ValueError:
+        rel = name
+    return path, rel
+
+
+def run_cell(suite: Any, cell: Any) -> SuiteOutput:
+    cfg = suite.config
+    b = cfg.budget
+    label = cell.method.name if cell.method is not None else "neuron basis"
+    seed = int(cell.seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread is fastest and kind to shared machines
+    try:
+        timings: dict[str, float] = {}
+        metrics: list[MetricValue] = []
+        details: dict[str, Any] = {"dictionary": label}
+        artifacts: dict[str, str] = {}
+
+        # ---------------------------------------------------------------- toy models (one batch)
+        t0 = time.perf_counter()
+        k = int(b("toy_models"))
+        feature_prob = torch.logspace(
+            torch.log10(torch.tensor(1 - cfg.sparsity_min)), torch.log10(torch.tensor(1 - cfg.sparsity_max)), k
+        )
+        n_drop = len(cfg.dropout_rates) * int(b("dropout_seeds"))
+        rates = [r for r in cfg.dropout_rates for _ in range(int(b("dropout_seeds")))]
+        probs = torch.cat([feature_prob, torch.full((n_drop,), 1 - cfg.dropout_sparsity)])
+        drop = torch.cat([torch.zeros(k), torch.tensor(rates, dtype=torch.float32)])
+        toys = train_toy_models(
+            probs, n_features=cfg.toy_features, n_hidden=cfg.toy_hidden, importance_decay=cfg.importance_decay,
+            dropout=drop, steps=int(b("toy_steps")), batch_size=int(b("toy_batch_size")), lr=float(b("toy_lr")),
+            seed=seed,
+        )  # fmt: skip
+        truth = toys.represented(cfg.norm_threshold).tolist()
+        timings["toy_training"] = time.perf_counter() - t0
+
+        # ---------------------------------------------------------------- F vs ground truth
+        t0 = time.perf_counter()
+        budget = SaeBudget(int(b("sae_samples")), int(b("sae_epochs")), cfg.sae_batch_size, b("sae_lr"))
+        F_all, logs = features_through_learner(toys, cell.method, budget, seed)
+        F_toy, gt_toy = F_all[:k], truth[:k]
+        F_w = features_from_weights(toys)[:k]
+        r_metric = cell.metric("superposition_toy_pearson_r")
+        r = r_metric.compute({"F": F_toy, "ground_truth": gt_toy})
+        metrics.append(r)
+        if cell.method is None:
+            metrics.append(cell.metric("superposition_toy_pearson_r_weights").compute({"F": F_w, "ground_truth": gt_toy}))
+        details["toy"] = {
+            "feature_probability": [round(float(p), 6) for p in feature_prob],
+            "ground_truth": gt_toy,
+            "F": [round(f, 4) for f in F_toy],
+            "F_weights": [round(f, 4) for f in F_w],
+            "pearson_r_weights": round(pearson(F_w, gt_toy), 4),
+            "final_toy_loss": [round(float(x), 6) for x in toys.final_loss[:k]],
+            "learner_final_logs": logs[0] if logs else {},
+        }
+        path, rel = _artifact(cell, "toy_F_vs_ground_truth.png")
+        plots.toy_scatter(path, gt_toy, F_toy, F_w, label, r.value)
+        artifacts["toy_F_vs_ground_truth"] = rel
+
+        # ---------------------------------------------------------------- dropout sweep
+        F_d, gt_d = F_all[k:], truth[k:]
+        metrics.append(cell.metric("superposition_dropout_spearman").compute({"rates": rates, "F": F_d}))
+        means = {}
+        for rate in cfg.dropout_rates:
+            vals = [f for f, q in zip(F_d, rates) if q == rate]
+            means[str(rate)] = round(sum(vals) / len(vals), 4)
+        details["dropout"] = {
+            "rates": rates, "F": [round(f, 4) for f in F_d], "ground_truth": gt_d, "mean_F_per_rate": means,
+            "spearman_ground_truth": round(spearman(rates, gt_d), 4) if len(set(gt_d)) > 1 else None,
+        }  # fmt: skip
+        path, rel = _artifact(cell, "dropout_F.png")
+        plots.dropout_plot(path, rates, F_d, gt_d, label, metrics[-1].value)
+        artifacts["dropout_F"] = rel
+        timings["toy_dictionaries"] = time.perf_counter() - t0
+
+        # ---------------------------------------------------------------- layer-wise profile
+        if cfg.layerwise:
+            from .layerwise import layer_profile
+
+            t0 = time.perf_counter()
+            loaded = cell.load_model()
+            torch.manual_seed(seed)
+            prof = layer_profile(
+                loaded, cell.method, kinds=list(cfg.layer_kinds), train_tokens=cfg.layer_train_tokens,
+                count_tokens=cfg.layer_count_tokens, epochs=cfg.layer_epochs, batch_size=cfg.layer_batch_size,
+                lr=cfg.layer_lr, normalize=cfg.layer_normalize, checkpoints=cfg.convergence_checkpoints, seed=seed,
+                progress=lambda it, desc: cell.progress(it, total=len(it), desc=desc),
+            )  # fmt: skip
+            f_metric, psi_metric = cell.metric("effective_features"), cell.metric("superposition_psi")
+            for p in prof.points:
+                res = prof.results[p]
+                metrics.append(f_metric.compute({"result": res, "key": p}))
+                metrics.append(psi_metric.compute({"result": res, "key": p}))
+            details["layerwise"] = {
+                "d_model": loaded.d_model,
+                "train_tokens": prof.n_train_tokens,
+                "points": {
+                    p: {
+                        "kind": prof.kinds[p], "layer": prof.layers[p], "F": round(prof.results[p].F, 4),
+                        "psi": round(prof.results[p].psi or 0.0, 4), "n_latents": prof.results[p].n_latents,
+                        "convergence": [[n, round(f, 4)] for n, f in prof.results[p].convergence],
+                        "learner_final_logs": prof.train_logs[p],
+                    }
+                    for p in prof.points
+                },
+            }  # fmt: skip
+            path, rel = _artifact(cell, "layerwise_F.png")
+            plots.layer_plot(path, prof, str(cell.model_ref), label)
+            artifacts["layerwise_F"] = rel
+            timings["layerwise"] = time.perf_counter() - t0
+        details["timings_s"] = {k2: round(v, 2) for k2, v in timings.items()}
+        return SuiteOutput(metrics=metrics, artifacts=artifacts, details=details)
+    finally:
+        torch.set_num_threads(threads)

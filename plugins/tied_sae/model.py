@@ -1,0 +1,123 @@
+"""The tied ReLU SAE of Bereska et al. (2025): W_dec = W_enc^T, no decoder bias."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.config import PluginConfig
+from harness.protocols import DictionaryLearner
+
+from . import TiedSAEConfig
+
+CFG_FILE = "cfg.json"
+WEIGHTS_FILE = "sae_weights.safetensors"
+
+
+class TiedSAE(DictionaryLearner, nn.Module):
+    """z = ReLU(x W_enc + b_enc), x_hat = z W_enc^T; loss = MSE + l1 * mean|z|.
+
+    Parameters follow SAELens names: ``W_enc`` [d_in, d_sae], ``b_enc`` [d_sae]; ``W_dec``
+    [d_sae, d_in] is the transpose view of ``W_enc`` (tied) and ``b_dec`` is a zero buffer.
+    """
+
+    name = "tied_sae"
+    description = (
+        "Tied-weight ReLU SAE (W_dec = W_enc^T, no decoder bias, MSE + l1 mean|z|): the dictionary "
+        "Bereska et al. 2025 use to count effective features."
+    )
+    paper = "arXiv:2512.13568"
+    Config = TiedSAEConfig
+
+    def __init__(self, d_in: int, config: PluginConfig | dict[str, Any] | None = None) -> None:
+        DictionaryLearner.__init__(self, config)
+        nn.Module.__init__(self)
+        self.d_in = int(d_in)
+        self.d_sae = round(self.config.expansion_factor * self.d_in)
+        self.W_enc = nn.Parameter(torch.empty(self.d_in, self.d_sae))
+        self.b_enc = nn.Parameter(torch.zeros(self.d_sae))
+        self.register_buffer("b_dec", torch.zeros(self.d_in), persistent=False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(cls, d_in: int, config: PluginConfig | dict[str, Any] | None = None, *, seed: int = 0) -> TiedSAE:
+        sae = cls(d_in, config)
+        gen = torch.Generator().manual_seed(int(seed))
+        bound = (6.0 / (sae.d_in + sae.d_sae)) ** 0.5  # Xavier-uniform, as the authors' nn.init
+        with torch.no_grad():
+            sae.W_enc.uniform_(-bound, bound, generator=gen)
+        return sae
+
+    @property
+    def W_dec(self) -> torch.Tensor:
+        return self.W_enc.T
+
+    # ------------------------------------------------------------------ forward
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.W_enc.dtype)
+        return torch.relu(x @ self.W_enc + self.b_enc)
+
+    def decode(self, f: torch.Tensor) -> torch.Tensor:
+        return f @ self.W_enc.T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def loss(self, x: torch.Tensor, step: int = 0, total_steps: int = 1) -> tuple[torch.Tensor, dict[str, float]]:
+        x = x.to(self.W_enc.dtype)
+        z = self.encode(x)
+        x_hat = self.decode(z)
+        mse = (x_hat - x).pow(2).mean()
+        l1 = z.abs().mean()
+        loss = mse + self.config.l1_coefficient * l1
+        with torch.no_grad():
+            l0 = (z > 0).float().sum(-1).mean()
+        return loss, {"loss": float(loss.detach()), "mse": float(mse.detach()), "l1": float(l1.detach()), "l0": float(l0)}
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        cfg = {
+            "architecture": "tied_relu",
+            "d_in": self.d_in,
+            "d_sae": self.d_sae,
+            "dtype": str(self.W_enc.dtype).removeprefix("torch."),
+            "apply_b_dec_to_input": False,
+            "harness_learner": self.name,
+            "harness_config": self.config.model_dump(mode="json"),
+        }
+        (directory / CFG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        # W_dec / b_dec are written too (a copy of W_enc^T and zeros) so that loaders of an
+        # untied SAELens "standard" SAE read the same function; load() uses W_enc only.
+        tensors = {
+            "W_enc": self.W_enc.detach().contiguous().cpu(),
+            "b_enc": self.b_enc.detach().contiguous().cpu(),
+            "W_dec": self.W_enc.detach().T.contiguous().cpu(),
+            "b_dec": torch.zeros(self.d_in, dtype=self.W_enc.dtype),
+        }
+        save_file(tensors, str(directory / WEIGHTS_FILE))
+
+    @classmethod
+    def load(cls, directory: Path) -> TiedSAE:
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        try:
+            cfg = json.loads((directory / CFG_FILE).read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{directory} has no {CFG_FILE}: not a saved tied_sae.") from None
+        sae = cls(cfg["d_in"], cfg.get("harness_config", {}))
+        if sae.d_sae != cfg["d_sae"]:
+            raise ValueError(f"{directory / CFG_FILE}: d_sae {cfg['d_sae']} does not match the expansion factor.")
+        tensors = load_file(str(directory / WEIGHTS_FILE))
+        with torch.no_grad():
+            sae.W_enc.copy_(tensors["W_enc"])
+            sae.b_enc.copy_(tensors["b_enc"])
+        return sae
