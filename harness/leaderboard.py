@@ -4,8 +4,10 @@ Per suite: ``leaderboards/<suite>.md`` (tabulate) and ``leaderboards/<suite>.jso
 (validated against :class:`LeaderboardDoc`, whose JSON schema is published next to it).
 
 - Rows are (method label, model). Each value is the mean over seeds with a standard
-  error (over seeds when there are several, else the suite's own within-cell error) and
-  a 95% interval (mean ± 1.96 se).
+  error and a 95% interval (mean ± 1.96 se). Over several seeds the error combines the
+  between-seed variance with the cells' own sampling variance (when every cell reports
+  one), so a suite that is deterministic across seeds keeps its within-cell error; for
+  one seed it is the cell's own error.
 - Suites that compare methods rank rows within each model; suites that score models
   rank all rows. The rank uses the suite's primary metric (its first declared metric) in
   that metric's declared direction; rows whose 95% intervals overlap share a rank ("=").
@@ -108,8 +110,15 @@ def _latest(records: list[RunRecord]) -> list[RunRecord]:
 def _aggregate(values: list[tuple[float, float | None]]) -> ValueDoc:
     xs = [v for v, _ in values]
     mean = sum(xs) / len(xs)
-    if len(xs) > 1:
-        se: float | None = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+    n = len(xs)
+    within = [e for _, e in values if e is not None]
+    if n > 1:
+        # between-seed variance plus the cells' own sampling variance (law of total variance),
+        # so a suite that is deterministic across seeds keeps its within-cell error
+        var = sum((x - mean) ** 2 for x in xs) / (n - 1)
+        if len(within) == n:
+            var += sum(e * e for e in within) / n
+        se: float | None = math.sqrt(var / n)
     else:
         se = values[0][1]
     lo, hi = (mean - 1.96 * se, mean + 1.96 * se) if se is not None else (None, None)
@@ -293,7 +302,7 @@ def render_markdown(board: LeaderboardDoc) -> str:
         lines += [f"Ranked by `{board.primary_metric}` {scope}; `=` marks ranks shared because 95% intervals "
                   "overlap. Win rate: mean head-to-head wins over all metrics (ties = half).", ""]
     lines.append(tabulate(table, headers=headers, tablefmt="github", disable_numparse=True))
-    lines += ["", "Values: mean ± standard error (over seeds, or within the cell for a single seed).", *legend]
+    lines += ["", "Values: mean ± standard error (between seeds plus within-cell sampling error).", *legend]
     return "\n".join(lines) + "\n"
 
 

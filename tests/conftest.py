@@ -27,3 +27,4 @@ def make_distribution(root: Path, name: str, entry_points: dict[str, str]) -> Pa
     eps = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
     (info / "entry_points.txt").write_text(f"[harness]\n{eps}")
     return root
+

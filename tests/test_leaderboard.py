@@ -140,3 +140,14 @@ def test_publish_refuses_existing_bundle(finished_store, toy_registries, tmp_pat
     with pytest.raises(HarnessError, match="already holds a bundle"):
         publish(store, tmp_path / "b", toy_registries)
     shutil.rmtree(tmp_path / "b")
+
+
+def test_seed_error_keeps_within_cell_error(toy_registries):
+    # deterministic across seeds: the within-cell error must survive aggregation
+    recs = [_rec("a", 1.0, 0.1, seed=s) for s in range(4)]
+    v = build_board("toy_suite", recs, toy_registries).rows[0].values["toy_score"]
+    assert v.n_seeds == 4 and v.stderr == pytest.approx(0.1 / 2)
+    # without within-cell errors: the plain standard error of the mean over seeds
+    recs = [_rec("a", x, None, seed=s) for s, x in enumerate([1.0, 2.0, 3.0])]
+    assert build_board("toy_suite", recs, toy_registries).rows[0].values["toy_score"].stderr == pytest.approx(
+        (1.0 / 3) ** 0.5)
