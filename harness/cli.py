@@ -79,6 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     regs = _registries(args)
     spec = _spec_from_args(args)
     executor = _executor_from_args(args)
+    _offline_unless_asked(spec)
     cells = plan(spec, regs)
     store = Store(spec.output_dir)
     if not cells:
@@ -179,6 +180,21 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--slurm-array-parallelism", type=int, metavar="N", help="slurm: at most N jobs at once.")
     g.add_argument("--slurm-local", action="store_true",
                    help="slurm: run the job array on this machine with submitit's LocalExecutor (testing).")
+
+
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def _offline_unless_asked(spec) -> None:  # noqa: ANN001
+    """No network unless asked: when every model is local (the zoo, or a folder on disk) the run
+    sets the Hugging Face offline variables, so nothing reaches for the hub. A hub model name
+    in the spec, or HARNESS_ALLOW_NETWORK=1, is the ask."""
+    if os.environ.get("HARNESS_ALLOW_NETWORK") == "1":
+        return
+    if any(m.source == "hf" and not Path(m.name).expanduser().exists() for m in spec.models):
+        return
+    for var in OFFLINE_VARS:
+        os.environ.setdefault(var, "1")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -283,20 +283,27 @@ def short_headers(board: LeaderboardDoc) -> tuple[list[str], list[str]]:
     return heads, legend
 
 
+def md_text(text: str) -> str:
+    """Plugin-supplied text made safe for a Markdown table cell: no row/column breakers, no raw HTML."""
+    from html import escape
+
+    return escape(" ".join(str(text).split()), quote=False).replace("|", "\\|")
+
+
 def render_markdown(board: LeaderboardDoc) -> str:
     from tabulate import tabulate
 
     heads, legend = short_headers(board)
-    headers = ["rank", "method", "model", "seeds", "win rate"] + heads
+    headers = ["rank", "method", "model", "seeds", "win rate"] + [md_text(h) for h in heads]
     table = []
     for r in board.rows:
         status = f" (FAILED: {'; '.join(r.failures)})" if r.failures else ""
         win = "-" if r.win_rate is None else f"{r.win_rate:.2f}"
-        table.append([fmt_rank(r), r.label + status, r.model, len(set(r.seeds)), win]
+        table.append([fmt_rank(r), md_text(r.label + status), md_text(r.model), len(set(r.seeds)), win]
                      + [fmt_value(r.values.get(c.name)) for c in board.columns])
-    lines = [f"## {board.suite}", ""]
+    lines = [f"## {md_text(board.suite)}", ""]
     if board.description:
-        lines += [board.description, ""]
+        lines += [md_text(board.description), ""]
     if board.primary_metric:
         scope = "within each model" if board.ranked_within == "model" else "across models"
         lines += [f"Ranked by `{board.primary_metric}` {scope}; `=` marks ranks shared because 95% intervals "

@@ -151,3 +151,19 @@ def test_seed_error_keeps_within_cell_error(toy_registries):
     recs = [_rec("a", x, None, seed=s) for s, x in enumerate([1.0, 2.0, 3.0])]
     assert build_board("toy_suite", recs, toy_registries).rows[0].values["toy_score"].stderr == pytest.approx(
         (1.0 / 3) ** 0.5)
+
+
+def test_markdown_table_breakers_are_escaped(toy_registries, tmp_path, monkeypatch):
+    monkeypatch.setattr(ToySuite, "description", "<script>x</script>\n| a | b |")
+    store = Store(tmp_path / "out")
+    store.put(_rec("evil | label\n|---|", 1.0))
+    store.put(_rec("good", 2.0))
+    build_leaderboards(store, tmp_path / "lb", toy_registries)
+    md = (tmp_path / "lb" / "toy_suite.md").read_text()
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(table) == 4  # header, rule, two rows: nothing broke out of its row
+    import re
+
+    cols = [len(re.split(r"(?<!\\)\|", line)) for line in table]
+    assert len(set(cols)) == 1, cols
+    assert "<script>" not in md and "&lt;script&gt;" in md and "evil \\| label" in md

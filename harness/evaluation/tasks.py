@@ -161,7 +161,34 @@ def unknown_task_error(
             "Standard lm-eval tasks (piqa, arc_easy, sciq, lambada_openai, ...) are found with "
             "include_defaults=True or None but need network access or a populated Hugging Face datasets cache."
         )
-    return UnknownTaskError(f'Unknown lm-eval task "{name}" (searched {searched}).{hint} Local tasks under {where}: {shown}. {std}')
+    broken = unreadable_task_files(include_paths)
+    bad = (" These task files could not be read, so their tasks are missing: " + "; ".join(broken) + ".") if broken else ""
+    return UnknownTaskError(
+        f'Unknown lm-eval task "{name}" (searched {searched}).{hint} Local tasks under {where}: {shown}.{bad} {std}'
+    )
+
+
+def unreadable_task_files(include_paths: Sequence[Path]) -> list[str]:
+    """``"path: reason"`` for each task YAML under ``include_paths`` that does not parse as a mapping.
+
+    lm-eval's indexer skips such files silently; harness names them instead."""
+    import yaml
+
+    class _Loose(yaml.SafeLoader):
+        pass
+
+    _Loose.add_multi_constructor("!", lambda loader, suffix, node: None)  # lm-eval's !function tags
+    out = []
+    for root in include_paths:
+        for f in sorted(Path(root).rglob("*.yaml")):
+            try:
+                data = yaml.load(f.read_text(), Loader=_Loose)  # noqa: S506 - a SafeLoader subclass
+            except (OSError, yaml.YAMLError) as e:
+                out.append(f"{f}: {str(e).splitlines()[0]}")
+                continue
+            if not isinstance(data, dict):
+                out.append(f"{f}: not a mapping of task fields")
+    return out
 
 
 # --------------------------------------------------------------------------- data paths

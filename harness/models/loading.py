@@ -254,6 +254,22 @@ def _resolve_hub(name: str, revision: str | None) -> ResolvedModel:
     return ResolvedModel(name, revision, folder, commit, fingerprint)
 
 
+def _check_safetensors_readable(files: list[Path]) -> None:
+    """Open each file's header so a truncated or corrupt file is named before transformers runs."""
+    from safetensors import safe_open
+
+    for f in files:
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                keys = list(fh.keys())
+                if keys:
+                    fh.get_slice(keys[-1])  # the last tensor's range must lie inside the file
+        except Exception as exc:  # noqa: BLE001 - any parse failure means the file is unusable
+            raise ModelLoadError(
+                f"Weight file {f} is corrupt or truncated ({type(exc).__name__}: {exc}). Download or save it again."
+            ) from exc
+
+
 # --------------------------------------------------------------------------- loading
 def load_model(
     name_or_path: str | os.PathLike[str],
@@ -285,12 +301,24 @@ def load_model(
     kwargs["dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"] = torch_dtype
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
+    weight_files = sorted(resolved.path.glob("*.safetensors"))
+    _check_safetensors_readable(weight_files)
+    shown = ", ".join(f.name for f in weight_files)
     try:
-        model = AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
+        model, info = AutoModelForCausalLM.from_pretrained(resolved.path, output_loading_info=True, **kwargs)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(
-            f"transformers could not load {resolved.name!r} from {resolved.path}: {type(exc).__name__}: {exc}"
+            f"transformers could not load {resolved.name!r} from {resolved.path} ({shown} with config.json): "
+            f"{type(exc).__name__}: {exc}. If the shapes do not match, the weights and config.json are from "
+            "different models."
         ) from exc
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:  # transformers would silently leave these randomly initialised
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise ModelLoadError(
+            f"{resolved.path}: {shown} lacks weights the model needs: {', '.join(missing[:5])}{more}. "
+            "The checkpoint is incomplete or from another architecture; re-save it with save_pretrained."
+        )
     model.to(dev).eval()
     tokenizer = None
     if any((resolved.path / f).is_file() for f in _TOKENIZER_FILES):

@@ -17,7 +17,14 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from harness.errors import HarnessError
 from harness.sae.config import SAEConfig
+
+PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle"}
+
+
+class SAELoadError(HarnessError):
+    """An SAE folder could not be loaded; the message names the file and the fix."""
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
@@ -216,8 +223,24 @@ class SAEBase(nn.Module):
             k: v for k, v in (cfg.get("metadata") or cfg).items()
             if k in ("hook_name", "hook_layer", "model_name", "context_size", "prepend_bos", "dataset_path")
         }
-        tensors = load_file(str(directory / WEIGHTS_FILE))
-        sae.load_weights(tensors)
+        path = directory / WEIGHTS_FILE
+        if not path.is_file():
+            pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+            if pickles:
+                raise SAELoadError(
+                    f"{directory} holds only pickle-based weights ({', '.join(pickles)}). harness loads SAEs from "
+                    "safetensors only, because unpickling can run arbitrary code; convert them with "
+                    "safetensors.torch.save_file in an environment you trust."
+                )
+            raise SAELoadError(f"SAE weights {path} are missing.")
+        try:
+            tensors = load_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - any parse failure means the file is unusable
+            raise SAELoadError(f"SAE weights {path} are corrupt or truncated ({type(exc).__name__}: {exc}).") from exc
+        try:
+            sae.load_weights(tensors)
+        except ValueError as exc:
+            raise SAELoadError(f"SAE weights {path} do not fit {directory / CFG_FILE}: {exc}") from exc
         return sae.eval()
 
     # -- checkpoint helpers ---------------------------------------------------------------

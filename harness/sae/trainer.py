@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from harness.config import validate_config
+from harness.errors import HarnessError
 from harness.sae.config import TrainConfig
 
 
@@ -75,6 +76,10 @@ class _MemoryBatches:
             self._epoch, self._perm = epoch, torch.randperm(self.data.shape[0], generator=gen)
         rows = self._perm[j * self.batch_size : (j + 1) * self.batch_size].to(self.data.device)
         return self.data.index_select(0, rows)
+
+
+class TrainingDiverged(HarnessError):
+    """The training loss became NaN or infinite; the cell stops with this reason."""
 
 
 def _rebatch(source: Iterable[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
@@ -345,6 +350,11 @@ def train_sae(
             rec = {k: float(v) / acc_n for k, v in acc.items() if k not in ("sse", "sst")}
             if "sse" in acc:
                 rec["explained_variance"] = 1.0 - float(acc["sse"]) / max(float(acc["sst"]), 1e-30)
+            if not math.isfinite(rec["loss"]):  # checked at log points only: no GPU sync per step
+                raise TrainingDiverged(
+                    f"Training {sae.name} diverged: the loss is {rec['loss']} at step {step + 1} of {steps} "
+                    f"(lr {lr:g}). Lower the lr, keep grad_clip on, or normalise the activations."
+                )
             rec |= {"step": step + 1, "lr": lr * lr_factor(step, steps, cfg)} | sae.firing_stats()
             log.records.append(rec)
             acc, acc_n = {}, 0

@@ -72,6 +72,8 @@ class ToySuite(Suite):
         calls: list[str] = Field(default_factory=list, description="unused")
         hang_label: str | None = Field(None, description="Hang (sleep an hour) for this method (tests timeouts).")
         sleep_s: float = Field(0.0, ge=0, description="Sleep this long in every cell (tests parallelism).")
+        bad_output_label: str | None = Field(None, description="Return a bad output for this method (fault tests).")
+        bad_output: str = Field("nan", description="nan | inf | type: what the bad output is.")
         crash_once_dir: str | None = Field(
             None, description="The first method cell to run kills its process (os._exit(13)), leaving a marker "
             "file in this folder; later cells run normally (tests worker death and retries)."
@@ -96,6 +98,10 @@ class ToySuite(Suite):
                 pass
             else:
                 os._exit(13)
+        if method is not None and method.name == self.config.bad_output_label:
+            if self.config.bad_output == "type":
+                return {"toy_score": 1.0}  # not a SuiteOutput
+            return SuiteOutput(metrics=[cell.metric("toy_score").compute({"signal": float(self.config.bad_output)})])
         strength = method.fit(model, None, None, seed=cell.seed).strength if method else 0.0
         signal = (1.0 - strength) * model["size"] + 0.01 * cell.seed
         return SuiteOutput(metrics=[cell.metric("toy_score").compute({"signal": signal})])
