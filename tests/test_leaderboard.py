@@ -166,4 +166,4 @@ def test_markdown_table_breakers_are_escaped(toy_registries, tmp_path, monkeypat
 
     cols = [len(re.split(r"(?<!\\)\|", line)) for line in table]
     assert len(set(cols)) == 1, cols
-    assert "<script>" not in md and "&lt;script&gt;" in md and "evil \\| label" in md
+    assert "<script>" not in md and "&lt;script>" in md and "evil \\| label" in md

@@ -163,7 +163,7 @@ def train_model(
     )
     start, wall_before, losses = 0, 0.0, []
     if resume and state_path.exists():
-        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         start, wall_before, losses = st["step"], st["wall"], st["losses"]

@@ -1,0 +1,221 @@
+"""Suite "sae": SAEBench-style evaluation of dictionary learners (Karvonen et al., arXiv 2503.09532).
+
+Per row (a dictionary learner) and seed: residual-stream activations of the cell's model are
+harvested from the embedded world's text, the learner is trained with the shared trainer
+(:func:`harness.sae.train_sae`), and then scored on held-out documents: sparsity and
+reconstruction (L0, MSE, explained variance, cosine, l2 ratio), downstream faithfulness with
+the reconstruction spliced into the forward pass (CE-loss recovered, KL score), latent usage
+(alive fraction, dense fractions, density histogram) and sparse probing on the world's class
+sets. Formulas, sources and our choices: README.md. Heavy code lives in the submodules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness import hookimpl
+from harness.config import PluginConfig
+from harness.protocols import Metric, Suite
+from harness.results import MetricValue
+
+SAEBENCH = "arXiv:2503.09532"
+
+
+class _Scalar(Metric):
+    """A metric whose value the suite has already computed with :mod:`.core` (inputs: value, n)."""
+
+    scope = "sae"
+    paper = SAEBENCH
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        return self.value(float(inputs["value"]), key=inputs.get("key"), n=inputs.get("n"))
+
+
+class L0(_Scalar):
+    name = "sae_l0"
+    description = "Mean number of non-zero latents per held-out token (sparsity; lower = sparser)."
+    higher_is_better = False
+    unit = "latents"
+
+
+class MSE(_Scalar):
+    name = "sae_mse"
+    description = "Mean squared reconstruction error per dimension on held-out tokens."
+    higher_is_better = False
+
+
+class ExplainedVariance(_Scalar):
+    name = "sae_explained_variance"
+    description = (
+        "1 - sum_t ||x_t - x_hat_t||^2 / sum_t ||x_t - mean(x)||^2 over held-out tokens (variance explained "
+        "around the per-dimension mean; SAELens' current `explained_variance`)."
+    )
+    higher_is_better = True
+
+
+class ExplainedVarianceSAEBench(_Scalar):
+    name = "sae_explained_variance_saebench"
+    description = (
+        "SAEBench core's explained variance (SAELens `explained_variance_legacy`): the per-token ratio "
+        "1 - ||x_t - x_hat_t||^2 / ||x_t - mean(x)||^2, averaged over tokens."
+    )
+    higher_is_better = True
+
+
+class CosSim(_Scalar):
+    name = "sae_cossim"
+    description = "Mean cosine similarity between each token's activation and its reconstruction."
+    higher_is_better = True
+
+
+class L2Ratio(_Scalar):
+    name = "sae_l2_ratio"
+    description = "Mean ||x_hat|| / ||x|| per token (shrinkage; 1 = none). Ranked by higher value (less shrinkage)."
+    higher_is_better = True
+
+
+class CELossRecovered(Metric):
+    name = "sae_ce_loss_recovered"
+    description = (
+        "(CE_zero_ablation - CE_sae) / (CE_zero_ablation - CE_clean): next-token loss recovered when the "
+        "reconstruction replaces the hook point (1 = lossless, 0 = as bad as zeroing it)."
+    )
+    paper = SAEBENCH
+    higher_is_better = True
+    scope = "sae"
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        from .core import recovered_score
+
+        v = recovered_score(float(inputs["clean"]), float(inputs["with_sae"]), float(inputs["ablated"]))
+        return self.value(v, key=inputs.get("key"), n=inputs.get("n"))
+
+
+class KLScore(Metric):
+    name = "sae_kl_score"
+    description = (
+        "(KL_zero_ablation - KL_sae) / KL_zero_ablation, with KL(clean next-token distribution || edited) "
+        "per token: 1 = the spliced model predicts exactly like the clean one."
+    )
+    paper = SAEBENCH
+    higher_is_better = True
+    scope = "sae"
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        from .core import recovered_score
+
+        v = recovered_score(0.0, float(inputs["with_sae"]), float(inputs["ablated"]))
+        return self.value(v, key=inputs.get("key"), n=inputs.get("n"))
+
+
+class AliveFraction(Metric):
+    name = "sae_alive_fraction"
+    description = "Fraction of latents that fire (non-zero) on at least one held-out token."
+    paper = SAEBENCH
+    higher_is_better = True
+    scope = "sae"
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        from .core import alive_fraction
+
+        d = inputs["density"]
+        return self.value(alive_fraction(d), n=int(d.numel()))
+
+
+class DenseFraction(Metric):
+    name = "sae_dense_fraction"
+    description = (
+        "Fraction of latents firing on more than a threshold share of held-out tokens (keys '>1%' and '>10%'); "
+        "dense latents are usually uninterpretable."
+    )
+    paper = SAEBENCH
+    higher_is_better = False
+    scope = "sae"
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        from .core import dense_fraction
+
+        d, t = inputs["density"], float(inputs["threshold"])
+        return self.value(dense_fraction(d, t), key=inputs.get("key") or f">{t * 100:g}%", n=int(d.numel()))
+
+
+class SparseProbing(Metric):
+    name = "sae_sparse_probing"
+    description = (
+        "Held-out accuracy of logistic-regression probes on the top-k latents (by mean difference, keys "
+        "'<class set>/k<k>') or on the raw residual stream ('<class set>/residual'), mean-pooled over tokens; "
+        "mean over balanced one-vs-rest tasks."
+    )
+    paper = SAEBENCH
+    higher_is_better = True
+    scope = "sae"
+    chance = 0.5
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        s = inputs["score"]
+        return self.value(s.accuracy, key=inputs.get("key"), stderr=s.stderr, n=s.n_test, chance=0.5)
+
+
+METRICS = (
+    CELossRecovered, KLScore, ExplainedVariance, ExplainedVarianceSAEBench, MSE, L0, CosSim, L2Ratio,
+    AliveFraction, DenseFraction, SparseProbing,
+)  # fmt: skip
+
+
+class SAEBenchSuite(Suite):
+    name = "sae"
+    description = (
+        "SAEBench-style evaluation of sparse dictionaries on a model's residual stream: sparsity, reconstruction, "
+        "CE-loss recovered, KL score, latent density, sparse probing (trained per cell, scored on held-out text)."
+    )
+    paper = SAEBENCH
+    method_kinds = ("dictionary_learner",)
+    include_baseline = False
+    metrics = tuple(m.name for m in METRICS)
+    version = "1"
+    default_models = ("zoo:zoo-96",)
+    default_methods = ("topk", "vsae_topk", "batchtopk")  # the seed paper's pair plus one; relu_l1 needs a longer budget
+
+    class Config(PluginConfig):
+        hook_point: str = Field(
+            "blocks.1.hook_resid_post", description="Hook point the dictionaries read and are spliced into."
+        )
+        train_tokens: int = Field(32768, ge=256, description="Distinct activation tokens harvested for training.")
+        epochs: int = Field(2, ge=1, description="Passes of the trainer over the harvested training tokens.")
+        batch_size: int = Field(512, ge=1, description="Trainer batch (tokens per optimiser step).")
+        normalize_activations: Literal["none", "expected_average_only_in"] = Field(
+            "none", description="Trainer input normalisation (SAELens name); folded into the saved weights."
+        )
+        eval_tokens: int = Field(8192, ge=64, description="Held-out tokens for the reconstruction and CE/KL metrics.")
+        train_start_doc: int = Field(0, ge=0, description="First world document of the training text.")
+        eval_start_doc: int = Field(
+            200_000, ge=0, description="First world document of the held-out text (disjoint from the training text)."
+        )
+        context_length: int = Field(128, ge=8, description="Tokens per model context (packed documents).")
+        model_batch_size: int = Field(32, ge=1, description="Contexts per model forward pass.")
+        probing: bool = Field(True, description="Run sparse probing.")
+        probe_class_sets: list[Literal["topic", "entity_type"]] = Field(
+            ["topic", "entity_type"], description="World class sets probed (ProbeExample labels)."
+        )
+        probe_k: list[int] = Field([1, 2, 5], min_length=1, description="Numbers of latents the sparse probes use.")
+        probe_train_examples: int = Field(400, ge=8, description="Probe training sentences per class set.")
+        probe_test_examples: int = Field(400, ge=8, description="Held-out probe sentences per class set.")
+
+    def run(self, cell):
+        from .run import run_cell
+
+        return run_cell(self, cell)
+
+
+@hookimpl
+def register_metrics(register):
+    for m in METRICS:
+        register(m)
+
+
+@hookimpl
+def register_suites(register):
+    register(SAEBenchSuite)

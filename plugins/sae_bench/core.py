@@ -1,0 +1,138 @@
+"""Core SAEBench-style metrics as plain tensor functions (no model, no plugin machinery).
+
+Every function takes real activations ``x`` [n, d], reconstructions ``x_hat`` [n, d] and
+latents ``f`` [n, d_sae] (or the CE / KL sums of a spliced forward pass) and returns floats,
+so the metric plugins and the tests share one implementation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _f64(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to(torch.float64)
+
+
+def l0(f: torch.Tensor) -> float:
+    """Mean number of non-zero latents per token (signed latents count too)."""
+    return float((f != 0).sum(-1).double().mean())
+
+
+def mse(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """Mean over tokens and dimensions of (x - x_hat)^2 (SAEBench ``mse``)."""
+    return float((_f64(x) - _f64(x_hat)).pow(2).mean())
+
+
+def explained_variance(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """1 - sum_t ||x_t - x_hat_t||^2 / sum_t ||x_t - mean(x)||^2 (per-dimension mean over the set)."""
+    x, x_hat = _f64(x), _f64(x_hat)
+    total = (x - x.mean(0)).pow(2).sum()
+    if total <= 0:
+        raise ValueError("explained variance is undefined for constant activations")
+    return float(1 - (x - x_hat).pow(2).sum() / total)
+
+
+def explained_variance_saebench(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """SAELens / SAEBench ``explained_variance_legacy``: the per-token ratio
+    1 - ||x_t - x_hat_t||^2 / ||x_t - mean(x)||^2, averaged over tokens."""
+    x, x_hat = _f64(x), _f64(x_hat)
+    resid = (x - x_hat).pow(2).sum(-1)
+    total = (x - x.mean(0)).pow(2).sum(-1).clamp_min(1e-12)
+    return float((1 - resid / total).mean())
+
+
+def cosine_similarity(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """Mean over tokens of cos(x_t, x_hat_t) (0 where either vector is zero)."""
+    x, x_hat = _f64(x), _f64(x_hat)
+    den = x.norm(dim=-1) * x_hat.norm(dim=-1)
+    cos = torch.where(den > 0, (x * x_hat).sum(-1) / den.clamp_min(1e-300), torch.zeros_like(den))
+    return float(cos.mean())
+
+
+def l2_ratio(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """Mean over tokens of ||x_hat_t|| / ||x_t|| (SAEBench ``l2_ratio``; 1 = no shrinkage)."""
+    x, x_hat = _f64(x), _f64(x_hat)
+    return float((x_hat.norm(dim=-1) / x.norm(dim=-1).clamp_min(1e-12)).mean())
+
+
+def recovered_score(clean: float, with_sae: float, ablated: float) -> float:
+    """(ablated - with_sae) / (ablated - clean): 1 = the SAE loses nothing, 0 = as bad as ablation.
+
+    Used for CE-loss recovered (clean/with_sae/ablated CE) and, with ``clean = 0``, for the KL
+    score (KL of the spliced / ablated logits to the clean ones).
+    """
+    den = ablated - clean
+    if not math.isfinite(den) or abs(den) < 1e-12:
+        raise ValueError(f"recovered score undefined: ablation changes nothing (ablated={ablated}, clean={clean})")
+    return float((ablated - with_sae) / den)
+
+
+def feature_density(f: torch.Tensor) -> torch.Tensor:
+    """Fraction of tokens on which each latent is non-zero, [d_sae] (float64)."""
+    return (f != 0).double().mean(0)
+
+
+def alive_fraction(density: torch.Tensor) -> float:
+    """Fraction of latents that fired at least once on the evaluation tokens."""
+    return float((density > 0).double().mean())
+
+
+def dense_fraction(density: torch.Tensor, threshold: float) -> float:
+    """Fraction of latents firing on more than ``threshold`` of the tokens."""
+    return float((density > threshold).double().mean())
+
+
+class ReconstructionAccumulator:
+    """Streaming sums for the reconstruction metrics (exactly the functions above, in one pass).
+
+    The explained variances need mean(x) over the whole set, so the per-token terms are
+    expanded: ||x_t - m||^2 = ||x_t||^2 - 2 x_t.m + ||m||^2. Tokens are kept as float64 sums.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.sums: dict[str, torch.Tensor | float] = {}
+        self.fire: torch.Tensor | None = None
+        self._per_token_resid: list[torch.Tensor] = []
+        self._x_for_var: list[torch.Tensor] = []
+
+    def add(self, x: torch.Tensor, x_hat: torch.Tensor, f: torch.Tensor) -> None:
+        x, x_hat = _f64(x), _f64(x_hat)
+        fire = (f != 0).sum(0).double().cpu()
+        self.fire = fire if self.fire is None else self.fire + fire
+        s = self.sums
+        for key, val in (
+            ("l0", (f != 0).sum(-1).double().sum()),
+            ("sq_err", (x - x_hat).pow(2).sum()),
+            ("cos", torch.nn.functional.cosine_similarity(x, x_hat, dim=-1, eps=1e-12).sum()),
+            ("ratio", (x_hat.norm(dim=-1) / x.norm(dim=-1).clamp_min(1e-12)).sum()),
+            ("x_sum", x.sum(0)),
+            ("x_sq", x.pow(2).sum()),
+        ):
+            s[key] = s[key] + val.cpu() if key in s else val.cpu()
+        self._per_token_resid.append((x - x_hat).pow(2).sum(-1).cpu())
+        self._x_for_var.append(x.cpu())
+        self.n += x.shape[0]
+
+    def results(self) -> dict[str, float]:
+        n, s = self.n, self.sums
+        x = torch.cat(self._x_for_var)
+        mean = s["x_sum"] / n
+        tot_tok = (x - mean).pow(2).sum(-1).clamp_min(1e-12)
+        resid_tok = torch.cat(self._per_token_resid)
+        d = x.shape[1]
+        total = float(s["x_sq"] - n * mean.pow(2).sum())
+        density = self.fire / n
+        return {
+            "l0": float(s["l0"] / n),
+            "mse": float(s["sq_err"] / (n * d)),
+            "explained_variance": 1 - float(s["sq_err"]) / total,
+            "explained_variance_saebench": float((1 - resid_tok / tot_tok).mean()),
+            "cossim": float(s["cos"] / n),
+            "l2_ratio": float(s["ratio"] / n),
+            "n_tokens": n,
+            "density": density,
+        }
