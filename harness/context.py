@@ -89,3 +89,12 @@ class CellContext:
         """A path inside this cell's artifact folder (created)."""
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         return self.artifact_dir / name
+
+    def artifact_ref(self, name: str) -> tuple[Path, str]:
+        """:meth:`artifact` plus the reference a record keeps in ``SuiteOutput.artifacts``:
+        the path relative to the store root (the store lays artifacts out as ``artifacts/<key>/``)."""
+        path = self.artifact(name)
+        try:
+            return path, path.relative_to(self.artifact_dir.parent.parent).as_posix()
+        except ValueError:
+            return path, name

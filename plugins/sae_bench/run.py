@@ -14,15 +14,6 @@ from .evaluate import evaluate_sae
 from .probing import pooled_features, probe
 
 
-def _artifact(cell: Any, name: str) -> tuple[Any, str]:
-    path = cell.artifact(name)
-    try:  # records store artifact paths relative to the store root
-        rel = str(path.relative_to(cell.artifact_dir.parent.parent))
-    except ValueError:
-        rel = name
-    return path, rel
-
-
 def world_texts(start: int):
     """Texts of the embedded world's document stream from document ``start`` on."""
     from harness.zoo import World
@@ -137,7 +128,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     dense = cell.metric("sae_dense_fraction")
     for thr in (0.01, 0.1):
         metrics.append(dense.compute({"density": density, "threshold": thr}))
-    path, rel = _artifact(cell, "feature_density.png")
+    path, rel = cell.artifact_ref("feature_density.png")
     density_histogram(path, density, spec.name)
     artifacts["feature_density"] = rel
 

@@ -15,15 +15,6 @@ from .sweeps import SaeBudget, features_from_weights, features_through_learner
 from .toy import train_toy_models
 
 
-def _artifact(cell: Any, name: str) -> tuple[Any, str]:
-    path = cell.artifact(name)
-    try:  # records store artifact paths relative to the store root
-        rel = str(path.relative_to(cell.artifact_dir.parent.parent))
-    except ValueError:
-        rel = name
-    return path, rel
-
-
 def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     cfg = suite.config
     b = cfg.budget
@@ -75,7 +66,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
             "final_toy_loss": [round(float(x), 6) for x in toys.final_loss[:k]],
             "learner_final_logs": logs[0] if logs else {},
         }
-        path, rel = _artifact(cell, "toy_F_vs_ground_truth.png")
+        path, rel = cell.artifact_ref("toy_F_vs_ground_truth.png")
         plots.toy_scatter(path, gt_toy, F_toy, F_w, label, r.value)
         artifacts["toy_F_vs_ground_truth"] = rel
 
@@ -90,7 +81,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
             "rates": rates, "F": [round(f, 4) for f in F_d], "ground_truth": gt_d, "mean_F_per_rate": means,
             "spearman_ground_truth": round(spearman(rates, gt_d), 4) if len(set(gt_d)) > 1 else None,
         }  # fmt: skip
-        path, rel = _artifact(cell, "dropout_F.png")
+        path, rel = cell.artifact_ref("dropout_F.png")
         plots.dropout_plot(path, rates, F_d, gt_d, label, metrics[-1].value)
         artifacts["dropout_F"] = rel
         timings["toy_dictionaries"] = time.perf_counter() - t0
@@ -126,7 +117,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
                     for p in prof.points
                 },
             }  # fmt: skip
-            path, rel = _artifact(cell, "layerwise_F.png")
+            path, rel = cell.artifact_ref("layerwise_F.png")
             plots.layer_plot(path, prof, str(cell.model_ref), label)
             artifacts["layerwise_F"] = rel
             timings["layerwise"] = time.perf_counter() - t0
