@@ -64,7 +64,7 @@ def _row_html(r: RowDoc, board: LeaderboardDoc) -> str:
         _td(fmt_rank(r), r.rank if r.rank is not None else "", "num"),
         _td(r.label, r.label),
         _td(r.model, r.model),
-        _td(", ".join(map(str, sorted(set(r.seeds)))), len(set(r.seeds)), "num"),
+        _td(f"{len(set(r.seeds))} ({', '.join(map(str, sorted(set(r.seeds))))})", len(set(r.seeds)), "num"),
         _td("-" if r.win_rate is None else f"{r.win_rate:.2f}", "" if r.win_rate is None else r.win_rate, "num"),
     ]
     for c in board.columns:
