@@ -20,16 +20,13 @@ log = logging.getLogger("harness")
 
 
 def resolve_device(device: str) -> str:
-    """auto -> cuda when available, else cpu; cuda without a GPU is an error."""
+    """auto -> cuda when available, else cpu; cuda without a GPU is an error (one rule for the
+    whole project: :func:`harness.models.loading.resolve_device`, here as a string)."""
     if device == "cpu":
-        return "cpu"
-    import torch
+        return "cpu"  # no torch import needed
+    from harness.models.loading import resolve_device as resolve
 
-    if device == "cuda" and not torch.cuda.is_available():
-        from harness.errors import SpecError
-
-        raise SpecError("device: cuda was asked for but no CUDA device is available. Use --device cpu or auto.")
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(resolve(device))
 
 
 def seed_everything(seed: int) -> None:
