@@ -7,7 +7,9 @@ Layout under the output folder::
 
 A finished (``ok``) record is never overwritten: it is published with a hard link,
 which fails if the file exists, so two concurrent runs cannot both write a cell. A
-``failed`` record is replaced when the cell is computed again.
+``failed`` record is replaced when the cell is computed again; that read-check-replace
+holds an exclusive lock on ``records/<suite>/.locks/<key>.lock`` (``flock``, POSIX), so
+two sweeps retrying the same failed cell cannot overwrite the one that succeeded.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -72,25 +75,45 @@ class Store:
         rec = self.get(suite, key)
         return rec is not None and rec.status == "ok"
 
+    @contextmanager
+    def _locked(self, suite: str, key: str) -> Iterator[None]:
+        """Exclusive lock of one cell's record across processes (no-op where flock is missing)."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        lock = self.root / "records" / suite / ".locks" / f"{key}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
     def put(self, record: RunRecord) -> bool:
         """Publish a record. Returns False when an ``ok`` record of that cell already exists."""
         path = self.record_path(record.cell.suite, record.key)
         text = record.model_dump_json(indent=2)
-        existing = self.get(record.cell.suite, record.key) if path.exists() else None
-        if existing is not None and existing.status == "ok":
-            return False
-        if existing is not None:  # a failed attempt: replace it
-            return atomic_write_text(path, text, overwrite=True)
-        return atomic_write_text(path, text, overwrite=False)
+        with self._locked(record.cell.suite, record.key):
+            existing = self.get(record.cell.suite, record.key) if path.exists() else None
+            if existing is not None and existing.status == "ok":
+                return False
+            if existing is not None:  # a failed attempt: replace it
+                return atomic_write_text(path, text, overwrite=True)
+            return atomic_write_text(path, text, overwrite=False)
 
     def replace(self, record: RunRecord) -> None:
         """Replace a cell's record (``--force``); the old one is kept under ``.superseded/``."""
         path = self.record_path(record.cell.suite, record.key)
-        if path.exists():
-            old = path.parent / ".superseded" / f"{record.key}.{record.provenance.started_at.replace(':', '')}.json"
-            old.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, old)
-        atomic_write_text(path, record.model_dump_json(indent=2), overwrite=True)
+        with self._locked(record.cell.suite, record.key):
+            if path.exists():
+                stamp = record.provenance.started_at.replace(":", "")
+                old = path.parent / ".superseded" / f"{record.key}.{stamp}.json"
+                old.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, old)
+            atomic_write_text(path, record.model_dump_json(indent=2), overwrite=True)
 
     def records(self, suite: str | None = None) -> Iterator[RunRecord]:
         """Every readable record (optionally of one suite); unreadable files are reported, never deleted."""

@@ -40,6 +40,34 @@ def test_failed_record_replaced_by_success(tmp_path):
     assert store.get("s", _record().key).status == "ok"
 
 
+def test_concurrent_retries_of_a_failed_cell_keep_the_success(tmp_path, monkeypatch):
+    """Two sweeps retry one failed cell: the slow failing retry read 'failed' first, the
+    success lands while it waits; the lock makes the failure wait, so 'ok' survives."""
+    import threading
+    import time
+
+    store = Store(tmp_path)
+    store.put(_record(status="failed"))
+    real_get = Store.get
+    slow = threading.Event()
+
+    def get(self, suite, key):
+        rec = real_get(self, suite, key)
+        if threading.current_thread().name == "failing-retry":
+            slow.set()
+            time.sleep(0.3)  # the window in which the other sweep publishes its success
+        return rec
+
+    monkeypatch.setattr(Store, "get", get)
+    failing = threading.Thread(target=lambda: Store(tmp_path).put(_record(status="failed")), name="failing-retry")
+    failing.start()
+    slow.wait(5)
+    assert Store(tmp_path).put(_record(value=4.0))
+    failing.join(5)
+    final = real_get(store, "s", _record().key)
+    assert final.status == "ok" and final.output.metrics[0].value == 4.0
+
+
 def test_replace_keeps_superseded(tmp_path):
     store = Store(tmp_path)
     store.put(_record(value=1.0))
