@@ -16,11 +16,15 @@ Per suite: ``leaderboards/<suite>.md`` (tabulate) and ``leaderboards/<suite>.jso
   model's row of the same model (open-unlearning style reference row).
 - Mean win rate (HELM): over every column with a direction and every other row of the
   same group, the fraction of head-to-head wins, ties (overlapping intervals) counting half.
+- Cross-cell summary: a suite may override :meth:`harness.protocols.Suite.summarize`
+  (e.g. a sweep over model sizes); its Markdown is kept in the board's ``summary`` and
+  appended to ``<suite>.md``, its files go to ``<leaderboard dir>/<suite>/``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -35,6 +39,7 @@ from harness.results import RunRecord
 from harness.store import Store, atomic_write_text
 
 LEADERBOARD_SCHEMA_VERSION = 1
+log = logging.getLogger("harness")
 REFERENCE_LABEL = "base model"
 
 
@@ -94,6 +99,9 @@ class LeaderboardDoc(BaseModel):
     columns: list[ColumnDoc]
     rows: list[RowDoc]
     plots: dict[str, str] = Field(default_factory=dict, description="Plot name -> path relative to the site.")
+    summary: str | None = Field(
+        None, description="Markdown of the suite's results across cells (Suite.summarize), if it has any."
+    )
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -308,6 +316,8 @@ def render_markdown(board: LeaderboardDoc) -> str:
                   "overlap. Win rate: mean head-to-head wins over all metrics (ties = half).", ""]
     lines.append(tabulate(table, headers=headers, tablefmt="github", disable_numparse=True))
     lines += ["", "Values: mean ± standard error (between seeds plus within-cell sampling error).", *legend]
+    if board.summary:
+        lines += ["", board.summary.rstrip()]
     return "\n".join(lines) + "\n"
 
 
@@ -322,6 +332,22 @@ def render_summary(board: LeaderboardDoc, top: int = 5) -> str:
     if len(board.rows) > top:
         lines.append(f"  ... {len(board.rows) - top} more rows")
     return "\n".join(lines)
+
+
+def _summarize(suite: str, records: list[RunRecord], registries: Registries | None, out_dir: Path) -> str | None:
+    """The suite's cross-cell Markdown (:meth:`harness.protocols.Suite.summarize`) from the records
+    behind its board; a summary that raises is logged and reported in place of its Markdown."""
+    if registries is None or suite not in registries.suites:
+        return None
+    suite_cls = registries.suites.get(suite)
+    ok = [r for r in _latest(records) if r.status == "ok" and r.output is not None]
+    if not ok:
+        return None
+    try:
+        return suite_cls.summarize(ok, out_dir)
+    except Exception as e:  # noqa: BLE001 - the leaderboard itself must still be written
+        log.error("summary of suite %s failed: %s: %s", suite, type(e).__name__, e)
+        return f"Summary of suite {suite} failed: {type(e).__name__}: {e}"
 
 
 def build_leaderboards(
@@ -341,6 +367,7 @@ def build_leaderboards(
         if not by_suite.get(suite):
             continue
         out[suite] = build_board(suite, by_suite[suite], registries)
+        out[suite].summary = _summarize(suite, by_suite[suite], registries, Path(out_dir) / suite)
     from harness.site import build_site
 
     build_site(out, Path(out_dir) / "site", store)  # also fills each board's plots

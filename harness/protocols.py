@@ -19,6 +19,7 @@ from harness.results import MetricValue, SuiteOutput
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.context import CellContext
+    from harness.results import RunRecord
 
 Kind = Literal[
     "dictionary_learner",
@@ -194,6 +195,17 @@ class Suite(Plugin):
     @abstractmethod
     def run(self, cell: CellContext) -> SuiteOutput:
         """Compute this suite's metrics for one cell."""
+
+    @classmethod
+    def summarize(cls, records: list[RunRecord], out_dir: Path) -> str | None:
+        """Optional: results across cells (e.g. a sweep over models), once cells are recorded.
+
+        Called whenever the suite's leaderboard is built (``harness run``, ``harness
+        leaderboard``) with the records behind it (status ``ok``, the newest per row and
+        seed). Write plots or tables into ``out_dir`` (``<leaderboard dir>/<suite>/``; create it
+        when writing there); return Markdown appended to the leaderboard, or None (the default).
+        """
+        return None
 
 
 class ModelSource(Plugin):

@@ -165,6 +165,8 @@ def build_site(boards: dict[str, LeaderboardDoc], site_dir: Path, store: Store |
                 f'<p class="muted">Ranked by {escape(board.primary_metric or "-")} {ranked}. '
                 f"harness {escape(board.harness_version)}, generated {escape(board.generated_at)}.</p>"
                 f"{suite_table(board)}{imgs}")
+        if board.summary:  # the suite's cross-cell Markdown (Suite.summarize), shown as text
+            body += f"<h2>Across models</h2><pre>{escape(board.summary)}</pre>"
         atomic_write_text(site_dir / f"{s}.html", _page(f"harness: {s}", body, nav))
         index_parts.append(f'<h2><a href="{escape(s, quote=True)}.html">{escape(s)}</a></h2>'
                            f"<p>{escape(board.description)}</p>{suite_table(board)}")

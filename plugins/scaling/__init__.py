@@ -1,0 +1,253 @@
+"""Suite "scaling": capability ceilings across model sizes and training checkpoints.
+
+Reconstruction of "capability ceilings" (arXiv 2510.21866): per model (one cell), per task,
+log-likelihood accuracy (real lm-eval), generation exact match, cross-entropy on the gold
+answers and on held-out world text; per model with a swap partner, accuracy with attention
+patterns swapped in from that partner (plugin ``attention_swap``). Once all cells are
+recorded, :meth:`ScalingSuite.summarize` writes the cross-model results: the headline
+"knowledge plateau vs procedural scaling" table with confidence-competence gap ratios, and
+the plots (accuracy / loss vs parameters, accuracy across checkpoints).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from harness import hookimpl
+from harness.config import PluginConfig
+from harness.protocols import Metric, Suite
+from harness.results import MetricValue, SuiteOutput
+
+PAPER = "arXiv:2510.21866"
+#: Budgets of the presets; a field left at None takes its value from the chosen preset.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"limit": 40, "heldout_docs": 60},
+    "full": {"limit": None, "heldout_docs": 300},
+}
+
+
+def _binomial_se(p: float, n: int) -> float | None:
+    return math.sqrt(p * (1 - p) / n) if n > 1 else None
+
+
+class ScalingAccuracy(Metric):
+    name = "scaling_acc"
+    description = "Log-likelihood multiple-choice accuracy of one task (key = task; real lm-eval `acc`)."
+    paper = PAPER
+    higher_is_better = True
+    scope = "model"
+    unit = "accuracy"
+
+    def compute(self, inputs: Mapping[str, Any]) -> list[MetricValue]:
+        """``eval_result``, ``tasks``, ``chance`` ({task: chance level})."""
+        result, chances = inputs["eval_result"], inputs.get("chance", {})
+        out = []
+        for task in inputs["tasks"]:
+            r = result.tasks[task]
+            if r.get("acc") is None:
+                raise ValueError(f'scaling_acc: task "{task}" reported no "acc" (it has {sorted(r.metrics)}).')
+            out.append(self.value(r.get("acc"), key=task, stderr=r.get("acc_stderr"), n=r.n_samples,
+                                  chance=chances.get(task)))
+        return out
+
+
+class ScalingAccuracyMean(Metric):
+    name = "scaling_acc_mean"
+    description = "Unweighted mean of scaling_acc over the suite's tasks."
+    paper = PAPER
+    higher_is_better = True
+    scope = "model"
+    unit = "accuracy"
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        """``per_task``: the scaling_acc values."""
+        vals: list[MetricValue] = inputs["per_task"]
+        k = len(vals)
+        errs = [v.stderr for v in vals]
+        known = [e for e in errs if e is not None]
+        se = math.sqrt(sum(e * e for e in known)) / k if len(known) == k else None
+        chances = [v.chance for v in vals]
+        chance = sum(chances) / k if all(c is not None for c in chances) else None  # type: ignore[arg-type]
+        return self.value(sum(v.value for v in vals) / k, stderr=se, n=sum(v.n or 0 for v in vals), chance=chance)
+
+
+class ScalingKindAccuracy(Metric):
+    name = "scaling_kind_acc"
+    description = "Mean scaling_acc over the tasks of one kind (key = knowledge / procedural / linguistic / ...)."
+    paper = PAPER
+    higher_is_better = True
+    scope = "model"
+    unit = "accuracy"
+
+    def compute(self, inputs: Mapping[str, Any]) -> list[MetricValue]:
+        """``per_task`` (scaling_acc values) and ``kinds`` ({task: kind})."""
+        groups: dict[str, list[MetricValue]] = defaultdict(list)
+        for v in inputs["per_task"]:
+            groups[inputs["kinds"][v.key]].append(v)
+        mean = ScalingAccuracyMean()
+        return [mean.compute({"per_task": vs}).model_copy(update={"metric": self.name, "key": kind})
+                for kind, vs in sorted(groups.items())]
+
+
+class ScalingExactMatch(Metric):
+    name = "scaling_exact_match"
+    description = (
+        "Generation-based accuracy of one task (key = task): greedy decoding from the context must start with "
+        "the gold answer's words (invalid generations count as wrong, which log-likelihood scoring hides)."
+    )
+    paper = PAPER
+    higher_is_better = True
+    scope = "generations"
+    unit = "accuracy"
+
+    def compute(self, inputs: Mapping[str, Any]) -> list[MetricValue]:
+        """``per_doc``: {task: [correct: bool]}; ``chance``: {task: level}."""
+        out = []
+        for task, hits in inputs["per_doc"].items():
+            p = sum(hits) / len(hits)
+            out.append(self.value(p, key=task, stderr=_binomial_se(p, len(hits)), n=len(hits),
+                                  chance=inputs.get("chance", {}).get(task)))
+        return out
+
+
+class ScalingAnswerCE(Metric):
+    name = "scaling_answer_ce"
+    description = "Cross-entropy (nats/token) of the gold answer given the context, mean over docs (key = task)."
+    paper = PAPER
+    higher_is_better = False
+    scope = "model"
+    unit = "nats/token"
+
+    def compute(self, inputs: Mapping[str, Any]) -> list[MetricValue]:
+        """``per_doc``: {task: [per-doc mean nats/token]}."""
+        out = []
+        for task, xs in inputs["per_doc"].items():
+            n = len(xs)
+            mean = sum(xs) / n
+            se = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1) / n) if n > 1 else None
+            out.append(self.value(mean, key=task, stderr=se, n=n))
+        return out
+
+
+class ScalingHeldoutLoss(Metric):
+    name = "scaling_heldout_loss"
+    description = "Mean next-token loss (nats/token) on held-out world documents never trained on."
+    paper = PAPER
+    higher_is_better = False
+    scope = "model"
+    unit = "nats/token"
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        """``model``, ``tokenizer``, ``world`` (a harness.zoo.World) and ``n_docs``."""
+        from harness.zoo.evaluate import heldout_loss
+
+        return self.value(heldout_loss(inputs["model"], inputs["tokenizer"], inputs["world"], inputs["n_docs"]),
+                          n=inputs["n_docs"])
+
+
+class ScalingSuite(Suite):
+    name = "scaling"
+    description = (
+        "Capability ceilings (arXiv 2510.21866, reconstructed): accuracy, exact match and loss per task across "
+        "model sizes and checkpoints; knowledge vs procedural tasks; attention-pattern swaps."
+    )
+    paper = PAPER
+    method_kinds = ()
+    include_baseline = True
+    metrics = (
+        "scaling_acc_mean",
+        "scaling_kind_acc",
+        "scaling_acc",
+        "scaling_exact_match",
+        "scaling_answer_ce",
+        "scaling_heldout_loss",
+        "attention_swap_acc",
+    )
+    version = "1"
+    #: every zoo size at its final weights and at two intermediate checkpoints
+    default_models = ("zoo:*", "zoo:*@step92", "zoo:*@step368")
+
+    class Config(PluginConfig):
+        preset: Literal["quick", "full"] = Field(
+            "quick", description="Budget: 'quick' (40 docs per task; ~35-70 s for the 12 zoo cells on 2 CPU cores) or "
+            "'full' (every doc). Fields left at None take the preset's value.",
+        )
+        tasks: list[str] | None = Field(
+            None, description="lm-eval task names; None = every task of the embedded world (harness/zoo/tasks).",
+        )
+        task_kinds: dict[str, str] = Field(
+            default_factory=dict,
+            description="Task -> kind (knowledge / procedural / ...), overriding the task metadata; needed for "
+            "standard lm-eval tasks, e.g. {mmlu_high_school_mathematics: knowledge, arithmetic_2da: procedural}.",
+        )
+        limit: int | None = Field(None, ge=1, description="Docs per task (first N, as lm-eval's limit); None = preset.")
+        heldout_docs: int | None = Field(
+            None, ge=0, description="Held-out world documents for the held-out loss (0 = skip); None = preset.",
+        )
+        world_seed: int = Field(0, description="Seed of the generated world whose held-out text is scored.")
+        exact_match: bool = Field(True, description="Also score by greedy generation (exact match of the answer).")
+        prefix_eos: bool = Field(
+            True, description="Precede each context by the EOS token for answer loss and generation, as every zoo "
+            "training document is (lm-eval's log-likelihood scoring does not).",
+        )
+        batch_size: int = Field(64, ge=1, description="lm-eval batch size.")
+        generation_batch_size: int = Field(128, ge=1, description="Prompts per greedy-generation batch.")
+        swap_pairs: dict[str, str] = Field(
+            default_factory=lambda: {"zoo:zoo-160": "zoo:zoo-160@step92"},
+            description="Model A -> model B ([source:]name[@revision]): in A's cell, A runs with B's attention "
+            "patterns (same tokeniser and head count needed). The zoo sizes have different head counts, so the "
+            "default swaps checkpoints of one size. {} = no swaps.",
+        )
+        swap_tasks: list[str] = Field(
+            ["zoo_arithmetic", "zoo_facts_frequent"], min_length=1, description="Tasks scored under the swap.",
+        )
+        swap_layers: list[int] | None = Field(
+            None, description="Layers swapped one at a time (plus all of them together); None = every layer.",
+        )
+        swap_heads: list[int] | None = Field(None, description="Heads swapped within those layers; None = all.")
+
+        @field_validator("swap_pairs")
+        @classmethod
+        def _refs(cls, v: dict[str, str]) -> dict[str, str]:
+            from harness.config import ModelRef
+            from harness.errors import SpecError
+
+            for ref in (*v, *v.values()):
+                try:
+                    ModelRef.parse(ref)
+                except SpecError as e:
+                    raise ValueError(str(e)) from None
+            return v
+
+        def budget(self, key: str) -> Any:
+            value = getattr(self, key)
+            return PRESETS[self.preset][key] if value is None else value
+
+    def run(self, cell) -> SuiteOutput:
+        from .run import run_cell
+
+        return run_cell(self, cell)
+
+    @classmethod
+    def summarize(cls, records: list[Any], out_dir: Path) -> str | None:
+        from .summary import summarize
+
+        return summarize(records, out_dir)
+
+
+@hookimpl
+def register_metrics(register):
+    for metric in (ScalingAccuracy, ScalingAccuracyMean, ScalingKindAccuracy, ScalingExactMatch, ScalingAnswerCE,
+                   ScalingHeldoutLoss):
+        register(metric)
+
+
+@hookimpl
+def register_suites(register):
+    register(ScalingSuite)
