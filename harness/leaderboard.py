@@ -370,7 +370,7 @@ def build_leaderboards(
         out[suite].summary = _summarize(suite, by_suite[suite], registries, Path(out_dir) / suite)
     from harness.site import build_site
 
-    build_site(out, Path(out_dir) / "site", store)  # also fills each board's plots
+    build_site(out, Path(out_dir) / "site", store, summary_root=Path(out_dir))  # also fills each board's plots
     for suite, board in out.items():
         atomic_write_text(Path(out_dir) / f"{suite}.md", render_markdown(board))
         atomic_write_text(Path(out_dir) / f"{suite}.json", board.model_dump_json(indent=2) + "\n")

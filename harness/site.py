@@ -139,8 +139,22 @@ def _copy_artifacts(board: LeaderboardDoc, store: Store | None, out: Path) -> di
     return plots
 
 
-def build_site(boards: dict[str, LeaderboardDoc], site_dir: Path, store: Store | None = None) -> Path:
-    """Write ``index.html`` and ``<suite>.html`` (plus plots) into ``site_dir``; returns index.html."""
+def _copy_summary_plots(suite: str, summary_dir: Path, out: Path) -> dict[str, str]:
+    """Copy the PNGs a suite's ``summarize`` wrote (``<leaderboard dir>/<suite>/``) into the site."""
+    plots: dict[str, str] = {}
+    for src in sorted(summary_dir.glob("*.png")) if summary_dir.is_dir() else []:
+        dest = out / f"{suite}_summary_{src.name}"
+        shutil.copyfile(src, dest)
+        plots[f"across models: {src.stem.replace('_', ' ')}"] = f"plots/{dest.name}"
+    return plots
+
+
+def build_site(boards: dict[str, LeaderboardDoc], site_dir: Path, store: Store | None = None,
+               summary_root: Path | None = None) -> Path:
+    """Write ``index.html`` and ``<suite>.html`` (plus plots) into ``site_dir``; returns index.html.
+
+    ``summary_root``: the leaderboard folder whose ``<suite>/`` sub-folders hold the plots of
+    each suite's :meth:`~harness.protocols.Suite.summarize` (shown on the suite's page)."""
     site_dir = Path(site_dir)
     plots_dir = site_dir / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -156,6 +170,8 @@ def build_site(boards: dict[str, LeaderboardDoc], site_dir: Path, store: Store |
         primary = _primary_plot(board, plots_dir)
         if primary:
             plots[f"{board.primary_metric} by row"] = f"plots/{primary}"
+        if summary_root is not None:
+            plots.update(_copy_summary_plots(s, Path(summary_root) / s, plots_dir))
         plots.update(_copy_artifacts(board, store, plots_dir))
         board.plots = plots
         imgs = "".join(f'<figure><img src="{escape(p, quote=True)}" alt="{escape(n, quote=True)}">'

@@ -154,6 +154,9 @@ def test_suite_end_to_end_writes_headline_and_plots(tmp_path):
     assert "gap ratio" in md
     for name in ("accuracy_vs_params.png", "loss_vs_params.png", "accuracy_vs_checkpoint.png"):
         assert (spec.leaderboard_dir / "scaling" / name).read_bytes()[:4] == b"\x89PNG"
+        assert f"plots/scaling_summary_{name}" in board.plots.values()  # shown on the site page
+    page = (spec.leaderboard_dir / "site" / "scaling.html").read_text()
+    assert "scaling_summary_accuracy_vs_params.png" in page and "Across models" in page
 
 
 def test_a_failing_summary_keeps_the_leaderboard(tmp_path, monkeypatch):
