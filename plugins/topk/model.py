@@ -37,6 +37,14 @@ class TopKSAE(SAEBase, TopK):
             return v, i, torch.relu(av), dead_idx[ai]
         return v, i, v.new_empty((x.shape[0], 0)), i.new_empty((x.shape[0], 0))
 
+    @torch.no_grad()
+    def remove_parallel_gradient(self) -> None:
+        """As SAEBase's, without [d_sae, d_in] temporaries (row dots by einsum, in-place update)."""
+        if not self.config.unit_norm_decoder or self.W_dec.grad is None:
+            return
+        g, w = self.W_dec.grad, self.W_dec
+        g.addcmul_(torch.einsum("ij,ij->i", g, w).unsqueeze(-1), w, value=-1)
+
     def decode_topk(self, vals: torch.Tensor, idx: torch.Tensor, bias: bool = True) -> torch.Tensor:
         b = self.b_dec if bias else None
         if self.use_sparse(idx.shape[-1]):
