@@ -1,0 +1,248 @@
+"""Hallucination mitigators (fine-tuning protocols) and the suite "hallucination".
+
+Mitigators (kind ``hallucination_mitigator``; ``apply(model, texts, *, seed)`` returns a fine-tuned COPY):
+``send`` (Sensitive Neuron Dropout, arXiv 2410.15460), ``continued_training`` (plain fine-tuning),
+``random_neuron_dropout`` (SeND's schedule and rate, random neurons), ``standard_dropout`` (dropout
+on the MLP hidden units). All share :func:`.finetune.finetune` and its defaults (AdamW, lr 1e-3,
+batch 32, 6 epochs), so rows differ only in the mitigation. Heavy code lives in the submodules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness import hookimpl
+from harness.config import PluginConfig
+from harness.protocols import HallucinationMitigator, Metric, Suite
+from harness.results import MetricValue, SuiteOutput
+
+
+class _TrainConfig(PluginConfig):
+    epochs: int = Field(6, ge=1, description="Fine-tuning epochs over the texts.")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (1e-3 moves a zoo model within a few epochs).")
+    batch_size: int = Field(32, ge=1, description="Texts per optimiser step.")
+
+
+class _Mitigator(HallucinationMitigator):
+    Config = _TrainConfig
+
+    def _model_tok(self, model: Any) -> tuple[Any, Any]:
+        tok = getattr(model, "tokenizer", None)
+        if tok is None:
+            raise TypeError(f"{self.name}.apply needs a harness LoadedModel (model + tokenizer); got {type(model).__name__}.")
+        return model.model, tok
+
+    def _finetune(self, model: Any, texts: Any, seed: int, **hooks: Any) -> Any:
+        import dataclasses
+
+        from .finetune import finetune
+
+        net, tok = self._model_tok(model)
+        c = self.config
+        trained = finetune(net, tok, list(texts), epochs=c.epochs, lr=c.lr, batch_size=c.batch_size, seed=seed, **hooks)
+        return dataclasses.replace(model, model=trained)
+
+    def apply(self, model: Any, data: Any, *, seed: int) -> Any:
+        return self._finetune(model, data, seed)
+
+
+class ContinuedTraining(_Mitigator):
+    name = "continued_training"
+    description = "Plain fine-tuning on the fact texts (the reference every mitigator is compared against)."
+
+
+class _DropConfig(_TrainConfig):
+    every_epochs: int = Field(2, ge=1, description="Re-select and zero neurons every this many epochs.")
+    drop_fraction: float = Field(0.1, gt=0, lt=1, description="Fraction of the block's MLP neurons zeroed.")
+    layer: int = Field(-2, description="Block whose MLP neurons are dropped (-2 = penultimate, as in SeND).")
+    n_track: int = Field(64, ge=2, description="Tracking texts (the first ones of the data).")
+
+
+class SensitiveNeuronDropout(_Mitigator):
+    name = "send"
+    description = (
+        "SeND: every `every_epochs` epochs zero the MLP neurons of the penultimate block with the highest "
+        "NetChange x Var of their activation at the second-to-last token over checkpoints; kept zero until the next selection."
+    )
+    paper = "arXiv:2410.15460"
+
+    class Config(_DropConfig):
+        variability: Literal["checkpoints", "examples"] = Field(
+            "checkpoints", description="Var over checkpoints (paper) or over tracking examples (authors' code)."
+        )
+
+    def select(self, checkpoints: list, n: int, rng: Any) -> list[int]:
+        from .send import sensitivity, top_fraction
+
+        return top_fraction(sensitivity(checkpoints, self.config.variability), self.config.drop_fraction)
+
+    def apply(self, model: Any, data: Any, *, seed: int) -> Any:
+        import numpy as np
+
+        from .finetune import n_neurons, zero_neurons
+        from .send import track
+
+        net, tok = self._model_tok(model)
+        c, texts = self.config, list(data)
+        layer = c.layer % model.n_layers
+        n = n_neurons(net, layer)
+        rng = np.random.default_rng(seed)
+        state: dict[str, Any] = {"ckpts": [], "mask": [], "history": []}
+
+        def on_epoch(m: Any, epoch: int) -> None:
+            state["ckpts"].append(track(m, tok, texts[: c.n_track], layer))
+            if epoch > 0 and epoch % c.every_epochs == 0 and epoch < c.epochs:
+                state["mask"] = self.select(state["ckpts"], n, rng)
+                state["history"].append((epoch, state["mask"]))
+                zero_neurons(m, layer, state["mask"])
+                state["ckpts"] = state["ckpts"][-1:]
+
+        def after_step(m: Any) -> None:
+            if state["mask"]:
+                zero_neurons(m, layer, state["mask"])
+
+        out = self._finetune(model, texts, seed, on_epoch=on_epoch, after_step=after_step)
+        out.model.mitigation_history = {"layer": layer, "dropped": state["history"]}
+        return out
+
+
+class RandomNeuronDropout(SensitiveNeuronDropout):
+    name = "random_neuron_dropout"
+    description = "SeND's schedule and rate, but the dropped neurons are drawn uniformly at random (control)."
+    paper = ""
+
+    def select(self, checkpoints: list, n: int, rng: Any) -> list[int]:
+        k = max(1, int(round(self.config.drop_fraction * n)))
+        return sorted(int(i) for i in rng.choice(n, size=k, replace=False))
+
+
+class StandardDropout(_Mitigator):
+    name = "standard_dropout"
+    description = "Fine-tuning with dropout p on every block's MLP hidden units (inverted dropout, training only)."
+
+    class Config(_TrainConfig):
+        p: float = Field(0.1, gt=0, lt=1, description="Dropout probability on the MLP hidden units.")
+
+    def apply(self, model: Any, data: Any, *, seed: int) -> Any:
+        import torch.nn.functional as F
+
+        from .finetune import mlp_modules
+
+        p, handles = self.config.p, []
+
+        def on_epoch(m: Any, epoch: int) -> None:  # epoch 0: hook the copy being trained, before any step
+            if epoch == 0:
+                for layer in range(model.n_layers):
+                    down = mlp_modules(m, layer)[1]
+                    handles.append(down.register_forward_pre_hook(
+                        lambda mod, args: (F.dropout(args[0], p, mod.training), *args[1:])))
+
+        out = self._finetune(model, data, seed, on_epoch=on_epoch)
+        for h in handles:
+            h.remove()
+        return out
+
+
+MITIGATORS = (SensitiveNeuronDropout, ContinuedTraining, RandomNeuronDropout, StandardDropout)
+
+
+class KnownFactAccuracy(Metric):
+    name = "known_fact_accuracy"
+    description = "Greedy exact-match accuracy on the world's frequent (known) facts: what fine-tuning must keep."
+    higher_is_better = True
+    scope = "generations"
+    unit = "fraction"
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        y = [float(v) for v in inputs["correct"]]
+        n, p = len(y), sum(y) / len(y)
+        return self.value(p, key=inputs.get("key"), stderr=(p * (1 - p) / n) ** 0.5, n=n)
+
+
+class AnswerEigenScore(Metric):
+    name = "answer_eigenscore"
+    description = "Mean EigenScore of K sampled answers over questions (key: exact | ees); lower = more consistent."
+    paper = "arXiv:2410.15460"
+    higher_is_better = False
+    scope = "generations"
+    unit = "nats"
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        import numpy as np
+
+        v = np.asarray(inputs["scores"], float)
+        return self.value(float(v.mean()), key=inputs.get("key"), stderr=float(v.std(ddof=1) / len(v) ** 0.5), n=len(v))
+
+
+class HallucinationSuite(Suite):
+    name = "hallucination"
+    description = (
+        "Fine-tune on the zoo world's rare + medium facts with each mitigator (same data, epochs, seed); "
+        "hallucination rate on rare and held-out facts, accuracy on frequent facts, EigenScore of the answers."
+    )
+    method_kinds = ("hallucination_mitigator",)
+    include_baseline = True
+    metrics = ("hallucination_rate", "known_fact_accuracy", "answer_eigenscore")
+    default_models = ("zoo:zoo-96",)
+
+    class Config(PluginConfig):
+        preset: Literal["quick", "full"] = Field(
+            "quick", description="'quick' (40 questions per split, K=6) or 'full' (all held-out, 200 per split, K=16)."
+        )
+        train_splits: tuple[str, ...] = Field(("rare", "medium"), description="Fact splits fine-tuned on (as sentences).")
+        questions_per_split: int | None = Field(None, ge=2, description="Questions per evaluated split; None = preset.")
+        k: int | None = Field(None, ge=2, description="Sampled answers per question for the EigenScores; None = preset.")
+
+    def run(self, cell: Any) -> SuiteOutput:
+        import random
+
+        from harness.zoo import World
+        from harness_plugins.hallucination_detectors.sampling import sample_facts
+        from harness_plugins.hallucination_detectors.scores import efficient_eigenscore, eigenscore
+
+        cfg = cell.suite_config
+        n_q = cfg.questions_per_split or {"quick": 40, "full": 200}[cfg.preset]
+        k = cfg.k or {"quick": 6, "full": 16}[cfg.preset]
+        world = World(seed=0)
+        texts = [f.sentence for s in cfg.train_splits for f in world.facts_by_split(s)]
+        random.Random(cell.seed).shuffle(texts)
+        loaded = cell.load_model()
+        if cell.method is not None:
+            loaded = cell.method.apply(loaded, texts, seed=cell.seed)
+            cell.evaluated_model = loaded
+        rng, out, all_q = random.Random(0), [], []
+        for split in ("rare", "heldout", "frequent"):
+            pool = world.facts_by_split(split)
+            qs = sample_facts(loaded, rng.sample(pool, min(n_q, len(pool))), k=k, temperature=1.0,
+                              max_new_tokens=4, pooling="last", seed=cell.seed, progress=cell.progress)
+            all_q += qs
+            labels = [int(q.hallucinated) for q in qs]
+            if split == "frequent":
+                out.append(cell.metric("known_fact_accuracy").compute({"correct": [1 - v for v in labels], "key": split}))
+            else:
+                out.append(cell.metric("hallucination_rate").compute({"labels": labels, "key": split}))
+        es = cell.metric("answer_eigenscore")
+        out.append(es.compute({"scores": [eigenscore(q.embeddings) for q in all_q], "key": "exact"}))
+        out.append(es.compute({"scores": [efficient_eigenscore(q.embeddings) for q in all_q], "key": "ees"}))
+        details = {"train_texts": len(texts), "k": k, "history": getattr(loaded.model, "mitigation_history", None)}
+        return SuiteOutput(metrics=out, details=details)
+
+
+@hookimpl
+def register_hallucination_mitigators(register):
+    for cls in MITIGATORS:
+        register(cls)
+
+
+@hookimpl
+def register_metrics(register):
+    register(KnownFactAccuracy)
+    register(AnswerEigenScore)
+
+
+@hookimpl
+def register_suites(register):
+    register(HallucinationSuite)

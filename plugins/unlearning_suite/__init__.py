@@ -1,0 +1,195 @@
+"""Suite "unlearning": memorisation labels, cross-sequence probes and unlearning methods.
+
+Reconstruction of the evaluation around Probe-Geometry Alignment (PGA, arXiv 2605.01699;
+only the abstract is public). Per cell (unlearning method or the un-edited model, model, seed):
+
+1. labels: k-extractability (greedy continuation of a prefix reproduces the suffix exactly)
+   of the zoo world's canaries + never-seen controls (or a user jsonl), balanced by class;
+2. the method fits an :class:`~harness.protocols.Intervention` on ``forget`` / ``retain``
+   (:class:`harness_plugins.unlearning_suite.data.UnlearningData`);
+3. with the intervention applied: the frozen probes (fitted on the un-edited model), six
+   re-fitted attacker probes, a leave-one-out probe, behavioural recall (k-extractability),
+   retain perplexity and lm-eval accuracy deltas on the zoo tasks.
+
+The baseline row also runs the LOO controls (shuffled labels, random-init model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness import hookimpl
+from harness.config import PluginConfig
+from harness.protocols import Metric, Suite
+from harness.results import MetricValue, SuiteOutput
+
+from .data import UnlearningData
+
+__all__ = ["UnlearningData", "UnlearningSuite"]
+
+PAPER = "arXiv:2605.01699"
+ZOO_TASKS = ["zoo_agreement", "zoo_arithmetic", "zoo_facts_frequent", "zoo_first_letter", "zoo_sequence"]
+
+
+class _Passthrough(Metric):
+    """Metrics whose value the suite computes; ``compute`` wraps ``inputs['value']``."""
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        return self.value(float(inputs["value"]), key=inputs.get("key"))
+
+
+class FrozenProbeAcc(_Passthrough):
+    name = "unlearning_frozen_probe_acc"
+    description = (
+        "Accuracy (memorised vs not) of the probes fitted on the un-edited model, applied to the edited model's "
+        "pooled activations; mean over depths (keys: per depth). Chance 0.5; PGA aims below it."
+    )
+    paper = PAPER
+    higher_is_better = False
+    scope = "intervention"
+    unit = "acc"
+    chance = 0.5
+
+
+class RefitProbeAcc(_Passthrough):
+    name = "unlearning_refit_probe_acc"
+    description = (
+        "Best 5-fold held-out accuracy of an attacker re-fitting a fresh probe on the edited model: max over six "
+        "variants (logistic mean/last/max pooling, weak/strong L2, MLP) and depths (keys: per variant)."
+    )
+    paper = PAPER
+    higher_is_better = False
+    scope = "intervention"
+    unit = "acc"
+    chance = 0.5
+
+
+class Recall(_Passthrough):
+    name = "unlearning_recall"
+    description = "Fraction of the memorised (k-extractable) sequences still k-extractable after the edit."
+    paper = PAPER
+    higher_is_better = False
+    scope = "intervention"
+    unit = "fraction"
+
+
+class RetainPerplexity(_Passthrough):
+    name = "unlearning_retain_perplexity"
+    description = "Perplexity on held-out ordinary world text (retain set not used for fitting) after the edit."
+    higher_is_better = False
+    scope = "intervention"
+    unit = "ppl"
+
+
+class LmEvalDelta(_Passthrough):
+    name = "unlearning_lm_eval_delta"
+    description = (
+        "Accuracy change (percentage points) on the lm-eval tasks after the edit vs the un-edited model; "
+        "mean over tasks (keys: per task)."
+    )
+    higher_is_better = True
+    scope = "intervention"
+    unit = "pp"
+
+
+class LooProbe(_Passthrough):
+    name = "loo_cross_sequence_probe"
+    description = (
+        "Leave-one-out cross-sequence probe: per depth (key), a logistic probe on pooled activations of all "
+        "sequences but one predicts whether the held-out one is memorised; mean held-out accuracy."
+    )
+    paper = PAPER
+    higher_is_better = True
+    scope = "model"
+    unit = "acc"
+    chance = 0.5
+
+
+class ProbeGap(_Passthrough):
+    name = "memorisation_probe_gap"
+    description = (
+        "Memorisation-specific gap per depth: LOO probe accuracy with the true labels minus with shuffled labels "
+        "(same model, same sequences). Paper: +0.32 on Pythia-70M."
+    )
+    paper = PAPER
+    higher_is_better = True
+    scope = "model"
+    unit = "acc"
+
+
+class ProbeGapRandomInit(_Passthrough):
+    name = "memorisation_probe_gap_random_init"
+    description = (
+        "Control: the same gap on a random-initialised model of the same shape (should be ~0; paper: -0.04)."
+    )
+    paper = PAPER
+    higher_is_better = False
+    scope = "model"
+    unit = "acc"
+
+
+class UnlearningSuite(Suite):
+    name = "unlearning"
+    description = (
+        "Memorisation and unlearning (PGA reconstruction): frozen / re-fitted probe accuracy on memorised vs "
+        "non-memorised sequences after an edit, behavioural recall, retain perplexity, lm-eval deltas."
+    )
+    paper = PAPER
+    method_kinds = ("unlearning_method",)
+    include_baseline = True
+    metrics = (
+        "unlearning_frozen_probe_acc",
+        "unlearning_refit_probe_acc",
+        "unlearning_recall",
+        "unlearning_retain_perplexity",
+        "unlearning_lm_eval_delta",
+        "loo_cross_sequence_probe",
+        "memorisation_probe_gap",
+        "memorisation_probe_gap_random_init",
+    )
+    version = "1"
+    default_models = ("zoo:zoo-160",)
+    default_methods = ("pga", "md_pga", "leace", "mean_diff_projection", "gradient_ascent")
+
+    class Config(PluginConfig):
+        prefix_len: int = Field(10, ge=1, description="Prompt tokens of k-extractability after <eos> (Pythia: 32; scaled down: the "
+            "shortest zoo canary has 21 tokens).")
+        suffix_len: int = Field(10, ge=1, description="Tokens that greedy decoding must reproduce exactly (Pythia: 32).")
+        sequences_jsonl: str | None = Field(
+            None, description='User token set: a jsonl file, one {"tokens": [...]} or {"text": "..."} per line; '
+            "None = the zoo world's canaries and controls."
+        )
+        balance: bool = Field(True, description="Subsample the larger class (seeded) so both classes are equal (chance 0.5).")
+        min_per_class: int = Field(4, ge=2, description="Fewest sequences per class the labels must give.")
+        hook: Literal["resid_post", "resid_pre", "mlp_out", "attn_out"] = Field(
+            "resid_post", description="Hook kind probed (and edited by the probe-based methods) at every depth."
+        )
+        layers: list[int] | None = Field(None, description="Depths probed; None = every layer.")
+        pooling: Literal["mean", "last", "max"] = Field("mean", description="Pooling over positions of the frozen / LOO probe.")
+        l2: float = Field(1.0, gt=0, description="L2 strength of the logistic probes (on standardised features).")
+        controls: bool = Field(True, description="Baseline row: LOO controls (shuffled labels, random-init model).")
+        shuffles: int = Field(3, ge=1, description="Label permutations averaged in the shuffled-label control.")
+        retain_sequences: int = Field(32, ge=2, description="Ordinary-text sequences for fitting (and as many for perplexity).")
+        tasks: list[str] = Field(ZOO_TASKS, description="lm-eval tasks of the capability check ([] = skip it).")
+        lm_eval_limit: int | None = Field(
+            100, ge=1, description="At most this many documents per lm-eval task (quick profile); None = all."
+        )
+
+    def run(self, cell) -> SuiteOutput:
+        from .run import run_cell
+
+        return run_cell(self, cell)
+
+
+@hookimpl
+def register_metrics(register):
+    for m in (FrozenProbeAcc, RefitProbeAcc, Recall, RetainPerplexity, LmEvalDelta, LooProbe, ProbeGap, ProbeGapRandomInit):
+        register(m)
+
+
+@hookimpl
+def register_suites(register):
+    register(UnlearningSuite)

@@ -1,0 +1,172 @@
+"""One cell of the unlearning suite (imported lazily by the suite)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from typing import Any
+
+from harness.results import SuiteOutput
+
+from .data import UnlearningData, jsonl_sequences, k_extractable, pooled_activations, retain_sequences, zoo_sequences
+from .erasure import hook_points
+from .probes import ATTACKERS, attacker_accuracy, fit_logistic, loo_accuracy, predict
+
+#: Work that is the same for every row of one (model, suite config, seed): labels, the
+#: frozen probes, the baseline's lm-eval scores. Kept for the life of the process only.
+_SHARED: dict[str, dict[str, Any]] = {}
+
+
+def build_data(cfg: Any, loaded: Any, seed: int) -> tuple[UnlearningData, UnlearningData, UnlearningData, dict[str, Any]]:
+    """Labelled forget set (k-extractable on the un-edited model = 1), retain set for
+    fitting, and a disjoint retain set for perplexity."""
+    import torch
+
+    tok = loaded.require_tokenizer()
+    if cfg.sequences_jsonl:
+        seqs = jsonl_sequences(cfg.sequences_jsonl, tok, cfg.prefix_len, cfg.suffix_len)
+    else:
+        seqs = zoo_sequences(tok, cfg.prefix_len, cfg.suffix_len)
+    tokens = torch.tensor(seqs)
+    mem = k_extractable(loaded.model, tokens, cfg.prefix_len)
+    pos = [i for i, m in enumerate(mem) if m]
+    neg = [i for i, m in enumerate(mem) if not m]
+    if min(len(pos), len(neg)) < cfg.min_per_class:
+        raise ValueError(
+            f"k-extractability gave {len(pos)} memorised and {len(neg)} non-memorised sequences; each class needs "
+            f">= min_per_class={cfg.min_per_class}: change prefix_len/suffix_len, sequences_jsonl or min_per_class."
+        )
+    if cfg.balance:
+        g = torch.Generator().manual_seed(seed)
+        n = min(len(pos), len(neg))
+        pos = sorted(pos[i] for i in torch.randperm(len(pos), generator=g)[:n].tolist())
+        neg = sorted(neg[i] for i in torch.randperm(len(neg), generator=g)[:n].tolist())
+    idx = pos + neg
+    forget = UnlearningData(tuple(seqs[i] for i in idx), tuple(int(mem[i]) for i in idx), cfg.prefix_len)
+    length = cfg.prefix_len + cfg.suffix_len + 1
+    ret = retain_sequences(tok, 2 * cfg.retain_sequences, length)
+    fit_ret = UnlearningData(tuple(ret[::2]), (0,) * len(ret[::2]), cfg.prefix_len)
+    eval_ret = UnlearningData(tuple(ret[1::2]), (0,) * len(ret[1::2]), cfg.prefix_len)
+    info = {"n_sequences": len(seqs), "n_memorised": sum(mem), "n_used_per_class": len(pos)}
+    return forget, fit_ret, eval_ret, info
+
+
+def random_init_copy(loaded: Any, seed: int) -> Any:
+    """A model of the same architecture and shape with freshly initialised weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(loaded.model.config).to(loaded.model.device).eval()
+
+
+def loo_profile(model: Any, tokens: Any, y: Any, points: list[str], pooling: str, l2: float, shuffles: int, seed: int) -> dict[str, list[float]]:
+    """Per depth: LOO accuracy with the true labels and, averaged over ``shuffles`` permutations, with shuffled ones."""
+    import torch
+
+    x = pooled_activations(model, tokens, points, pooling)
+    g = torch.Generator().manual_seed(seed)
+    perms = [y[torch.randperm(len(y), generator=g)] for _ in range(shuffles)]
+    return {
+        "acc": [loo_accuracy(x[i], y, l2) for i in range(len(points))],
+        "shuffled": [sum(loo_accuracy(x[i], p, l2) for p in perms) / max(1, shuffles) for i in range(len(points))],
+    }
+
+
+def perplexity(model: Any, data: UnlearningData) -> float:
+    import torch
+
+    tokens = data.tensor()
+    with torch.no_grad():
+        logits = getattr(model, "model", model)(input_ids=tokens, use_cache=False).logits[:, :-1]
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].reshape(-1))
+    return math.exp(float(loss))
+
+
+def lm_eval_scores(cfg: Any, loaded: Any, intervention: Any, seed: int) -> dict[str, float]:
+    from harness.evaluation import evaluate_tasks
+
+    res = evaluate_tasks(
+        loaded.model, loaded.require_tokenizer(), cfg.tasks, limit=cfg.lm_eval_limit, seed=seed,
+        intervention=intervention, model_id=loaded.fingerprint, batch_size=32,
+    )
+    return {t: float(res.tasks[t].metrics["acc"]) for t in cfg.tasks}
+
+
+def shared(cfg: Any, cell: Any) -> dict[str, Any]:
+    import torch
+
+    loaded = cell.load_model()
+    key = json.dumps([str(loaded.fingerprint), cfg.model_dump(mode="json"), cell.seed], sort_keys=True)
+    if key in _SHARED:
+        return _SHARED[key]
+    forget, fit_ret, eval_ret, info = build_data(cfg, loaded, cell.seed)
+    points = hook_points(loaded, cfg.hook, cfg.layers)
+    tokens, y = forget.tensor(), torch.tensor(forget.labels)
+    x = pooled_activations(loaded, tokens, points, cfg.pooling)
+    frozen = [fit_logistic(x[i], y, l2=cfg.l2) for i in range(len(points))]
+    s = {"forget": forget, "retain": fit_ret, "eval_retain": eval_ret, "info": info, "points": points, "frozen": frozen}
+    s["base_lm_eval"] = lm_eval_scores(cfg, loaded, None, cell.seed) if cfg.tasks else {}
+    _SHARED[key] = s
+    return s
+
+
+def run_cell(suite: Any, cell: Any) -> SuiteOutput:
+    import torch
+
+    cfg = suite.config
+    loaded = cell.load_model()
+    s = shared(cfg, cell)
+    forget, points = s["forget"], s["points"]
+    tokens, y = forget.tensor(), torch.tensor(forget.labels)
+    details: dict[str, Any] = {"data": s["info"], "points": points}
+
+    t0 = time.perf_counter()
+    intervention = None if cell.method is None else cell.method.fit(loaded, forget, s["retain"], seed=cell.seed)
+    details["fit_seconds"] = round(time.perf_counter() - t0, 2)
+    ctx = intervention.apply(loaded) if intervention is not None else contextlib.nullcontext()
+    with ctx:
+        x = {p: pooled_activations(loaded, tokens, points, p) for p in {a[1] for a in ATTACKERS} | {cfg.pooling}}
+        frozen = [float(((predict(s["frozen"][i], x[cfg.pooling][i])[0] > 0) == y.bool()).double().mean()) for i in range(len(points))]
+        attack = {
+            name: [attacker_accuracy(x[pool][i], y, kind, l2, cell.seed) for i in range(len(points))]
+            for name, pool, kind, l2 in ATTACKERS
+        }
+        loo = loo_profile(loaded, tokens, y, points, cfg.pooling, cfg.l2, 0, cell.seed)["acc"]
+        mem = forget.subset(1).tensor()
+        recall = sum(k_extractable(loaded.model, mem, cfg.prefix_len)) / len(mem)
+        ppl = perplexity(loaded, s["eval_retain"])
+    lm = lm_eval_scores(cfg, loaded, intervention, cell.seed) if (cfg.tasks and intervention is not None) else dict(s["base_lm_eval"])
+
+    reg = cell.metric
+    n = len(y)
+    out = [
+        reg("unlearning_frozen_probe_acc").value(sum(frozen) / len(frozen), n=n, chance=0.5),
+        *[reg("unlearning_frozen_probe_acc").value(a, key=f"depth{i}", n=n, chance=0.5) for i, a in enumerate(frozen)],
+        reg("unlearning_refit_probe_acc").value(max(max(v) for v in attack.values()), n=n, chance=0.5),
+        *[reg("unlearning_refit_probe_acc").value(max(v), key=name, n=n, chance=0.5) for name, v in attack.items()],
+        reg("unlearning_recall").value(recall, n=len(mem)),
+        reg("unlearning_retain_perplexity").value(ppl, n=len(s["eval_retain"].sequences)),
+        *[reg("loo_cross_sequence_probe").value(a, key=f"depth{i}", n=n, chance=0.5) for i, a in enumerate(loo)],
+    ]
+    if cfg.tasks:
+        deltas = {t: 100 * (lm[t] - s["base_lm_eval"][t]) for t in cfg.tasks}
+        out.append(reg("unlearning_lm_eval_delta").value(sum(deltas.values()) / len(deltas), n=len(deltas)))
+        out += [reg("unlearning_lm_eval_delta").value(d, key=t) for t, d in deltas.items()]
+        details["lm_eval_acc"] = lm
+        details["lm_eval_acc_baseline"] = s["base_lm_eval"]
+    if cell.method is None and cfg.controls:
+        trained = loo_profile(loaded, tokens, y, points, cfg.pooling, cfg.l2, cfg.shuffles, cell.seed)
+        rand = loo_profile(random_init_copy(loaded, cell.seed), tokens, y, points, cfg.pooling, cfg.l2, cfg.shuffles, cell.seed)
+        details["loo"] = {"trained": trained, "random_init": rand}
+        for i in range(len(points)):
+            out.append(reg("memorisation_probe_gap").value(trained["acc"][i] - trained["shuffled"][i], key=f"depth{i}", n=n))
+            out.append(reg("memorisation_probe_gap_random_init").value(rand["acc"][i] - rand["shuffled"][i], key=f"depth{i}", n=n))
+        details["loo_trained_minus_random_init"] = [a - b for a, b in zip(trained["acc"], rand["acc"])]
+    details["frozen_per_depth"] = frozen
+    details["attacker_per_depth"] = attack
+    if intervention is not None:
+        details["intervention_id"] = intervention.id
+    return SuiteOutput(metrics=out, details=details)

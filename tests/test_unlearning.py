@@ -1,0 +1,134 @@
+"""Unlearning suite: the edits, hook removal, erasure on a constructed case, every method's fit."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from harness.testing import registries_with  # noqa: E402
+from harness_plugins.unlearning_suite.data import UnlearningData, k_extractable, pooled_activations  # noqa: E402
+from harness_plugins.unlearning_suite.erasure import (  # noqa: E402
+    AffineEdit,
+    HookEdits,
+    leace_edit,
+    probe_direction,
+    reflect_edit,
+)
+from harness_plugins.unlearning_suite.probes import fit_logistic, kfold_accuracy, loo_accuracy, predict  # noqa: E402
+
+REGS = registries_with(builtins=True)
+METHODS = REGS.by_kind["unlearning_method"].names()
+
+
+def separable(n: int = 200, d: int = 16, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = torch.randn(n, d, generator=g)
+    x[:, 0] += 3.0 * (2 * y - 1)  # linearly separable along e0 (margin ~6 sd)
+    x[:, 1] += 0.5 * x[:, 0]  # correlated nuisance
+    return x, y
+
+
+def frozen_acc(theta, x, y) -> float:
+    return float(((predict(theta, x)[0] > 0) == y.bool()).double().mean())
+
+
+def test_rank_one_edit_moves_only_along_its_direction():
+    x, y = separable()
+    w = probe_direction(x, y, l2=1.0)
+    edit = reflect_edit(x, y, w.unsqueeze(0), strength=2.0)
+    delta = edit(x) - x
+    residual = delta - (delta @ w).unsqueeze(1) * w  # component orthogonal to w
+    assert residual.abs().max() < 1e-5
+    assert delta.abs().max() > 1.0  # it did move
+    # strength 2 reflects each projection across t: w.h' = 2t - w.h
+    assert torch.allclose(edit(x) @ w, 2 * edit.t - x @ w, atol=1e-4)
+
+
+def test_leace_erases_to_chance_and_pga_below_chance():
+    x, y = separable()
+    theta = fit_logistic(x, y)
+    assert frozen_acc(theta, x, y) > 0.99
+    erased = leace_edit(x, y)(x)
+    gap = erased[y == 1].mean(0) - erased[y == 0].mean(0)
+    assert gap.abs().max() < 1e-4  # equal class means = no linear probe beats a constant
+    assert 0.35 <= frozen_acc(theta, erased, y) <= 0.65
+    assert kfold_accuracy(erased, y, seed=0) < 0.65  # a re-fitted linear probe is near chance too
+    w = probe_direction(x, y, l2=1.0)
+    pga = reflect_edit(x, y, w.unsqueeze(0), strength=2.0)(x)
+    assert frozen_acc(theta, pga, y) < 0.1  # the frozen probe is pushed below chance
+
+
+def test_loo_accuracy_separable_and_shuffled():
+    x, y = separable(n=60, d=8)
+    assert loo_accuracy(x, y) > 0.95
+    perm = y[torch.randperm(60, generator=torch.Generator().manual_seed(1))]
+    assert loo_accuracy(x, perm) < 0.75
+
+
+@pytest.fixture(scope="module")
+def zoo32():
+    from harness.models import load_model
+    from harness.zoo import zoo_model_path
+
+    torch.manual_seed(0)
+    return load_model(zoo_model_path("zoo-32", "main"), device="cpu", dtype="float32")
+
+
+def tiny_data(model):
+    g = torch.Generator().manual_seed(0)
+    vocab = model.model.config.vocab_size
+    seqs = torch.randint(5, vocab, (8, 9), generator=g)
+    forget = UnlearningData(tuple(tuple(s) for s in seqs.tolist()), (1, 0) * 4, prefix_len=4)
+    retain = UnlearningData(tuple(tuple(s) for s in torch.randint(5, vocab, (4, 9), generator=g).tolist()), (0,) * 4, 4)
+    return forget, retain
+
+
+def no_hooks(module) -> bool:
+    return all(not m._forward_hooks and not m._forward_pre_hooks for m in module.modules())
+
+
+def test_hook_edits_are_removed_after_use(zoo32):
+    ids = torch.randint(5, 100, (2, 6), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = zoo32.model(input_ids=ids).logits.clone()
+    d = torch.nn.functional.normalize(torch.randn(1, zoo32.d_model), dim=-1)
+    iv = HookEdits(id="t", edits={"blocks.0.hook_resid_post": [AffineEdit(U=5 * d, V=d, t=torch.zeros(1) + 3.0)]})
+    with torch.no_grad(), iv.apply(zoo32):
+        during = zoo32.model(input_ids=ids).logits.clone()
+    with torch.no_grad():
+        after = zoo32.model(input_ids=ids).logits
+    assert not torch.allclose(before, during)
+    assert torch.equal(before, after) and no_hooks(zoo32.model)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_every_unlearning_method_fits_and_restores(zoo32, name):
+    cls = REGS.by_kind["unlearning_method"].get(name)
+    cfg = cls.Config.model_validate(cls.Config().model_dump(mode="json"))  # config round-trip
+    assert cfg == cls.Config()
+    small = {"steps": 2} if "steps" in cls.Config.model_fields else {}
+    method = cls(small)
+    forget, retain = tiny_data(zoo32)
+    state = {k: v.clone() for k, v in zoo32.model.state_dict().items()}
+    iv = method.fit(zoo32, forget, retain, seed=0)
+    assert iv.id and iv.id == method.fit(zoo32, forget, retain, seed=0).id  # stable id
+    points = [f"blocks.{i}.hook_resid_post" for i in range(zoo32.n_layers)]
+    base = pooled_activations(zoo32, forget.tensor(), points)
+    with iv.apply(zoo32):
+        edited = pooled_activations(zoo32, forget.tensor(), points)
+    assert not torch.allclose(base, edited)
+    assert no_hooks(zoo32.model)
+    assert all(torch.equal(state[k], v) for k, v in zoo32.model.state_dict().items())  # restored
+
+
+def test_k_extractable_detects_a_memorised_sequence(zoo32):
+    prompt = torch.randint(5, 100, (1, 5), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():  # the model's own greedy continuation is k-extractable by definition
+        ids = prompt
+        for _ in range(4):
+            ids = torch.cat([ids, zoo32.model(input_ids=ids).logits[:, -1].argmax(-1, keepdim=True)], 1)
+    other = ids.clone()
+    other[0, -1] = (other[0, -1] + 1) % zoo32.model.config.vocab_size
+    assert k_extractable(zoo32, torch.cat([ids, other]), prefix_len=4) == [True, False]
