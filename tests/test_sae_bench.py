@@ -164,7 +164,7 @@ def test_suite_end_to_end(tmp_path):
     cfg = {
         "hook_point": "blocks.0.hook_resid_post", "train_tokens": 2048, "epochs": 1, "batch_size": 256,
         "eval_tokens": 512, "probe_train_examples": 40, "probe_test_examples": 40, "probe_k": [1],
-        "probe_class_sets": ["topic"],
+        "probe_class_sets": ["topic"], "sweep_values": [2],
     }  # fmt: skip
     spec = RunSpec(
         suites=[{"name": "sae", "config": cfg}], methods=[{"name": "topk", "config": {"k": 4}}],
@@ -185,3 +185,63 @@ def test_suite_end_to_end(tmp_path):
     assert all(math.isfinite(v) for v in vals.values())
     assert -1.0 < vals["sae_explained_variance"] <= 1.0
     assert (tmp_path / rec.output.artifacts["feature_density"]).is_file()
+    assert (tmp_path / rec.output.artifacts["decoder_tsne"]).is_file()
+    se = {m.metric: m.stderr for m in rec.output.metrics if m.key is None}
+    assert se["sae_explained_variance"] > 0 and se["sae_ce_loss_recovered"] > 0 and se["sae_l0"] == pytest.approx(0.0)
+    sweep = rec.output.details["sweep"]
+    assert sweep["field"] == "k" and [p["value"] for p in sweep["points"]] == [2]
+    assert sweep["points"][0]["l0"] <= 2.0 + 1e-9
+    md = sb.SAEBenchSuite.summarize([rec], tmp_path / "lb")
+    assert "k=4" in md and "k=2" in md and (tmp_path / "lb" / "pareto.png").is_file()
+
+
+def test_bootstrap_stderr_matches_the_point_estimate_and_scales():
+    """Unit weights reproduce the accumulator's values; identical contexts give zero stderr; the
+    stderr of a mean over C independent contexts is close to sd / sqrt(C)."""
+    x = _x(120, 4)
+    x_hat = x + 0.5 * _x(120, 4, seed=3)
+    f = torch.relu(_x(120, 9, seed=4) - 3.0)
+    ctx = torch.arange(120) // 4  # 30 contexts of 4 tokens
+    acc = core.ReconstructionAccumulator()
+    acc.add(x, x_hat, f, ctx=ctx)
+    r = acc.results()
+    ones = {k: v.sum(0, keepdim=True) for k, v in r["per_context"].items()}
+    point = core.metrics_from_sums(ones)
+    for key in ("l0", "mse", "explained_variance", "explained_variance_saebench", "cossim", "l2_ratio"):
+        assert float(point[key][0]) == pytest.approx(r[key], rel=1e-9), key
+    same = core.ReconstructionAccumulator()
+    same.add(x[:4].repeat(30, 1), x_hat[:4].repeat(30, 1), f[:4].repeat(30, 1), ctx=ctx)
+    assert core.bootstrap_stderr(same.results()["per_context"])["mse"] == pytest.approx(0.0, abs=1e-12)
+    per_ctx_l0 = r["per_context"]["l0"] / r["per_context"]["n"]
+    expected = float(per_ctx_l0.std()) / math.sqrt(30)
+    got = core.bootstrap_stderr(r["per_context"], n_boot=2000, seed=1)["l0"]
+    assert got == pytest.approx(expected, rel=0.15)
+    ce = {"ce_clean": torch.full((5,), 2.0), "ce_sae": torch.full((5,), 3.0), "ce_zero": torch.full((5,), 7.0),
+          "kl_sae": torch.full((5,), 1.0), "kl_zero": torch.full((5,), 4.0)}  # fmt: skip
+    se = core.bootstrap_stderr(ce)
+    assert se["ce_loss_recovered"] == pytest.approx(0.0, abs=1e-12) and se["kl_score"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_pareto_frontier_and_presets():
+    from harness_plugins.sae_bench.pareto import Point, frontier
+
+    pts = [Point("m", "a", "k=1", 1.0, {"s": 0.5}, False), Point("m", "a", "k=2", 2.0, {"s": 0.7}, True),
+           Point("m", "b", "k=2", 2.0, {"s": 0.6}, False), Point("m", "b", "k=4", 4.0, {"s": 0.7}, True),
+           Point("other", "b", "k=9", 9.0, {"s": 0.1}, False)]  # fmt: skip
+    assert frontier(pts, "s") == {0, 1, 4}  # (2, .6) and (4, .7) are dominated by (2, .7); models apart
+    quick, full = sb.SAEBenchSuite.Config(), sb.SAEBenchSuite.Config(preset="full")
+    assert quick.budget("sweep_values") == [] and full.budget("sweep_values")
+    assert full.budget("train_tokens") > quick.budget("train_tokens")
+    assert sb.SAEBenchSuite.Config(preset="full", train_tokens=1024).budget("train_tokens") == 1024
+
+
+def test_latent_map_assigns_the_class_a_latent_tracks():
+    from harness_plugins.sae_bench.latent_map import best_classes
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=300)
+    f = rng.normal(size=(300, 6)) * 0.1
+    f[y == 2, 4] += 1.0  # latent 4 fires for class 2
+    names, eff = best_classes({"topic": (f, y, [f"c{v}" for v in y])}, min_effect=1.0)
+    assert names[4] == "topic:c2" and eff[4] > 1.0
+    assert sum(bool(n) for n in names) == 1

@@ -12,6 +12,7 @@ sets. Formulas, sources and our choices: README.md. Heavy code lives in the subm
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -23,6 +24,14 @@ from harness.results import MetricValue
 
 SAEBENCH = "arXiv:2503.09532"
 
+#: Budgets of the two presets (fields a spec leaves at None).
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"train_tokens": 32768, "epochs": 2, "eval_tokens": 8192, "sweep_values": [],
+              "probe_train_examples": 400, "probe_test_examples": 400},
+    "full": {"train_tokens": 262144, "epochs": 2, "eval_tokens": 32768, "sweep_values": [8, 16, 64, 128],
+             "probe_train_examples": 1000, "probe_test_examples": 1000},
+}  # fmt: skip
+
 
 class _Scalar(Metric):
     """A metric whose value the suite has already computed with :mod:`.core` (inputs: value, n)."""
@@ -31,7 +40,7 @@ class _Scalar(Metric):
     paper = SAEBENCH
 
     def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        return self.value(float(inputs["value"]), key=inputs.get("key"), n=inputs.get("n"))
+        return self.value(float(inputs["value"]), key=inputs.get("key"), n=inputs.get("n"), stderr=inputs.get("stderr"))
 
 
 class L0(_Scalar):
@@ -91,7 +100,7 @@ class CELossRecovered(Metric):
         from .core import recovered_score
 
         v = recovered_score(float(inputs["clean"]), float(inputs["with_sae"]), float(inputs["ablated"]))
-        return self.value(v, key=inputs.get("key"), n=inputs.get("n"))
+        return self.value(v, key=inputs.get("key"), n=inputs.get("n"), stderr=inputs.get("stderr"))
 
 
 class KLScore(Metric):
@@ -108,7 +117,7 @@ class KLScore(Metric):
         from .core import recovered_score
 
         v = recovered_score(0.0, float(inputs["with_sae"]), float(inputs["ablated"]))
-        return self.value(v, key=inputs.get("key"), n=inputs.get("n"))
+        return self.value(v, key=inputs.get("key"), n=inputs.get("n"), stderr=inputs.get("stderr"))
 
 
 class AliveFraction(Metric):
@@ -175,21 +184,42 @@ class SAEBenchSuite(Suite):
     method_kinds = ("dictionary_learner",)
     include_baseline = False
     metrics = tuple(m.name for m in METRICS)
-    version = "1"
+    version = "2"
     default_models = ("zoo:zoo-96",)
     default_methods = ("topk", "vsae_topk", "batchtopk")  # the seed paper's pair plus one; relu_l1 needs a longer budget
 
     class Config(PluginConfig):
+        preset: Literal["quick", "full"] = Field(
+            "quick",
+            description="Budget: 'quick' (the default `harness run`: a few minutes for three rows on 2 CPU cores, no "
+            "sweep) or 'full' (8x the training tokens, 4x the evaluation tokens, a k sweep for the Pareto plot). "
+            "Fields left at None take the preset's value.",
+        )
         hook_point: str = Field(
             "blocks.1.hook_resid_post", description="Hook point the dictionaries read and are spliced into."
         )
-        train_tokens: int = Field(32768, ge=256, description="Distinct activation tokens harvested for training.")
-        epochs: int = Field(2, ge=1, description="Passes of the trainer over the harvested training tokens.")
+        train_tokens: int | None = Field(
+            None, ge=256, description="Distinct activation tokens harvested for training; None = preset (32768 / 262144)."
+        )
+        epochs: int | None = Field(None, ge=1, description="Passes of the trainer over the training tokens; None = preset (2).")
         batch_size: int = Field(512, ge=1, description="Trainer batch (tokens per optimiser step).")
         normalize_activations: Literal["none", "expected_average_only_in"] = Field(
             "none", description="Trainer input normalisation (SAELens name); folded into the saved weights."
         )
-        eval_tokens: int = Field(8192, ge=64, description="Held-out tokens for the reconstruction and CE/KL metrics.")
+        eval_tokens: int | None = Field(
+            None, ge=64, description="Held-out tokens for the reconstruction and CE/KL metrics; None = preset (8192 / 32768)."
+        )
+        bootstrap: int = Field(
+            200, ge=0, description="Bootstrap resamples of the held-out contexts for the core metrics' stderr (0 = none)."
+        )
+        sweep_field: str = Field(
+            "k", description="Learner config field swept for the Pareto plot (rows whose learner lacks it skip the sweep)."
+        )
+        sweep_values: list[float] | None = Field(
+            None,
+            description="Values of `sweep_field` each row is retrained at (same activations and budget) for the L0 vs "
+            "explained variance / CE-loss recovered Pareto plot; None = preset (quick: none; full: 8, 16, 64, 128).",
+        )
         train_start_doc: int = Field(0, ge=0, description="First world document of the training text.")
         eval_start_doc: int = Field(
             200_000, ge=0, description="First world document of the held-out text (disjoint from the training text)."
@@ -201,13 +231,31 @@ class SAEBenchSuite(Suite):
             ["topic", "entity_type"], description="World class sets probed (ProbeExample labels)."
         )
         probe_k: list[int] = Field([1, 2, 5], min_length=1, description="Numbers of latents the sparse probes use.")
-        probe_train_examples: int = Field(400, ge=8, description="Probe training sentences per class set.")
-        probe_test_examples: int = Field(400, ge=8, description="Held-out probe sentences per class set.")
+        probe_train_examples: int | None = Field(
+            None, ge=8, description="Probe training sentences per class set; None = preset (400 / 1000)."
+        )
+        probe_test_examples: int | None = Field(
+            None, ge=8, description="Held-out probe sentences per class set; None = preset (400 / 1000)."
+        )
+        tsne: bool = Field(
+            True, description="Save a t-SNE map of the alive decoder directions coloured by best-predicted class (needs probing)."
+        )
+
+        def budget(self, key: str) -> Any:
+            """The field's value, or the preset's where it is None."""
+            value = getattr(self, key)
+            return PRESETS[self.preset][key] if value is None else value
 
     def run(self, cell):
         from .run import run_cell
 
         return run_cell(self, cell)
+
+    @classmethod
+    def summarize(cls, records: list[Any], out_dir: Path) -> str | None:
+        from .pareto import summarize
+
+        return summarize(records, out_dir)
 
 
 @hookimpl

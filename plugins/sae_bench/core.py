@@ -98,9 +98,19 @@ class ReconstructionAccumulator:
         self.fire: torch.Tensor | None = None
         self._per_token_resid: list[torch.Tensor] = []
         self._x_for_var: list[torch.Tensor] = []
+        self._ctx: list[torch.Tensor] = []
+        #: Number of contexts seen (contexts without kept tokens included), set by the caller.
+        self.contexts = 0
+        self._tok: dict[str, list[torch.Tensor]] = {"l0": [], "cos": [], "ratio": []}
 
-    def add(self, x: torch.Tensor, x_hat: torch.Tensor, f: torch.Tensor) -> None:
+    def add(self, x: torch.Tensor, x_hat: torch.Tensor, f: torch.Tensor, ctx: torch.Tensor | None = None) -> None:
+        """Add tokens; ``ctx`` [n] (optional) names each token's context for :meth:`per_context`."""
         x, x_hat = _f64(x), _f64(x_hat)
+        if ctx is not None:
+            self._ctx.append(ctx.long().cpu())
+            self._tok["l0"].append((f != 0).sum(-1).double().cpu())
+            self._tok["cos"].append(torch.nn.functional.cosine_similarity(x, x_hat, dim=-1, eps=1e-12).cpu())
+            self._tok["ratio"].append((x_hat.norm(dim=-1) / x.norm(dim=-1).clamp_min(1e-12)).cpu())
         fire = (f != 0).sum(0).double().cpu()
         self.fire = fire if self.fire is None else self.fire + fire
         s = self.sums
@@ -135,4 +145,62 @@ class ReconstructionAccumulator:
             "l2_ratio": float(s["ratio"] / n),
             "n_tokens": n,
             "density": density,
+            "per_context": self.per_context() if self._ctx else None,
         }
+
+    def per_context(self) -> dict[str, torch.Tensor]:
+        """Per-context sums [C, ...] of every token statistic (contexts as given to :meth:`add`).
+
+        ``evs`` is the per-token SAEBench explained variance around the mean of ALL tokens, so the
+        bootstrap below re-weights contexts while that mean stays fixed.
+        """
+        if not self._ctx or sum(map(len, self._ctx)) != self.n:
+            raise ValueError("per-context statistics need a context index for every added token (add(..., ctx=))")
+        ctx = torch.cat(self._ctx)
+        c = max(int(ctx.max()) + 1, self.contexts)
+        x = torch.cat(self._x_for_var)
+        resid = torch.cat(self._per_token_resid)
+        mean = x.mean(0)
+        evs = 1 - resid / (x - mean).pow(2).sum(-1).clamp_min(1e-12)
+        out = {"n": torch.ones_like(resid), "sq_err": resid, "x_sq": x.pow(2).sum(-1), "evs": evs}
+        out.update({k: torch.cat(v) for k, v in self._tok.items()})
+        sums = {k: torch.zeros(c, dtype=torch.float64).index_add_(0, ctx, v.double()) for k, v in out.items()}
+        sums["x_sum"] = torch.zeros(c, x.shape[1], dtype=torch.float64).index_add_(0, ctx, x)
+        return sums
+
+
+def metrics_from_sums(s: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every core metric from summed statistics (each entry [B, ...]: B weightings of the contexts).
+
+    Keys used when present: n, l0, sq_err, x_sq, x_sum [.., d], evs, cos, ratio (reconstruction) and
+    ce_clean, ce_sae, ce_zero, kl_sae, kl_zero (spliced forward passes; the prediction count cancels).
+    """
+    out: dict[str, torch.Tensor] = {}
+    if "n" in s:
+        n = s["n"]
+        total = s["x_sq"] - s["x_sum"].pow(2).sum(-1) / n
+        out |= {
+            "l0": s["l0"] / n, "mse": s["sq_err"] / (n * s["x_sum"].shape[-1]), "explained_variance": 1 - s["sq_err"] / total,
+            "explained_variance_saebench": s["evs"] / n, "cossim": s["cos"] / n, "l2_ratio": s["ratio"] / n,
+        }  # fmt: skip
+    if "ce_clean" in s:
+        out["ce_loss_recovered"] = (s["ce_zero"] - s["ce_sae"]) / (s["ce_zero"] - s["ce_clean"])
+        out["kl_score"] = (s["kl_zero"] - s["kl_sae"]) / s["kl_zero"]
+    return out
+
+
+def bootstrap_stderr(per_context: dict[str, torch.Tensor], n_boot: int = 200, seed: int = 0) -> dict[str, float]:
+    """Standard error of every core metric by resampling contexts with replacement (``n_boot`` draws).
+
+    Tokens of one context are correlated, so contexts (not tokens) are the sampling unit. The
+    weights of a draw are the multiplicities of the drawn contexts; every metric is a ratio of
+    weighted sums (:func:`metrics_from_sums`), so one matrix product per statistic does all draws.
+    """
+    c = next(iter(per_context.values())).shape[0]
+    if c < 2:
+        return {}
+    g = torch.Generator().manual_seed(seed)
+    draws = torch.randint(c, (n_boot, c), generator=g)
+    w = torch.zeros(n_boot, c, dtype=torch.float64).scatter_add_(1, draws, torch.ones(n_boot, c, dtype=torch.float64))
+    sums = {k: w @ v.double() for k, v in per_context.items()}
+    return {k: float(v.std(unbiased=True)) for k, v in metrics_from_sums(sums).items()}

@@ -10,7 +10,7 @@ activation in both edited passes (the SAE never saw them in training; SAEBench's
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -27,6 +27,8 @@ class SpliceResult:
     kl_sae: float
     kl_zero: float
     n_predictions: int
+    #: Per-context sums [C] of ce_clean / ce_sae / ce_zero / kl_sae / kl_zero (for the bootstrap).
+    per_context: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
 
 class _Sums:
@@ -34,11 +36,16 @@ class _Sums:
         self.ce = {"clean": 0.0, "sae": 0.0, "zero": 0.0}
         self.kl = {"sae": 0.0, "zero": 0.0}
         self.n = 0
+        self.rows: dict[str, list[torch.Tensor]] = {}
+
+    def add_rows(self, name: str, per_row: torch.Tensor) -> None:
+        self.rows.setdefault(name, []).append(per_row.double().cpu())
 
     def result(self) -> SpliceResult:
         n = max(self.n, 1)
         return SpliceResult(
-            self.ce["clean"] / n, self.ce["sae"] / n, self.ce["zero"] / n, self.kl["sae"] / n, self.kl["zero"] / n, self.n
+            self.ce["clean"] / n, self.ce["sae"] / n, self.ce["zero"] / n, self.kl["sae"] / n, self.kl["zero"] / n, self.n,
+            per_context={k: torch.cat(v) for k, v in self.rows.items()},
         )
 
 
@@ -63,7 +70,8 @@ def evaluate_sae(
     bos_token_id: int | None,
     splice: bool = True,
 ) -> tuple[dict[str, Any], SpliceResult | None]:
-    """Reconstruction statistics (over kept tokens) and, when ``splice``, CE / KL sums."""
+    """Reconstruction statistics over kept tokens (with ``per_context`` sums for the bootstrap)
+    and, when ``splice``, CE / KL sums."""
     from harness.models import capture, intervene
     from harness.models.hookpoints import _unwrap
 
@@ -71,6 +79,7 @@ def evaluate_sae(
     device = next(module.parameters()).device
     acc = ReconstructionAccumulator()
     sums = _Sums()
+    offset = 0
     for batch in batches:
         ids = batch.input_ids.to(device)
         mask = batch.attention_mask.to(device)
@@ -82,7 +91,8 @@ def evaluate_sae(
         act = store[hook_point]
         x = act[keep].float()
         f, x_hat = sae_reconstruct(sae, x)
-        acc.add(x, x_hat, f)
+        acc.add(x, x_hat, f, ctx=keep.nonzero(as_tuple=True)[0] + offset)
+        offset += ids.shape[0]
         if not splice:
             continue
 
@@ -107,8 +117,11 @@ def evaluate_sae(
             logp = F.log_softmax(logits[:, :-1], -1)
             nll = -logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
             sums.ce[name] += float(nll[valid].double().sum())
+            sums.add_rows(f"ce_{name}", (nll.double() * valid).sum(1))
             if name != "clean":
                 kl = (logp_clean.exp() * (logp_clean - logp)).sum(-1)
                 sums.kl[name] += float(kl[valid].double().sum())
+                sums.add_rows(f"kl_{name}", (kl.double() * valid).sum(1))
         sums.n += n
+    acc.contexts = offset
     return acc.results(), (sums.result() if splice else None)

@@ -10,6 +10,7 @@ import torch
 
 from harness.results import MetricValue, SuiteOutput
 
+from .core import bootstrap_stderr, recovered_score
 from .evaluate import evaluate_sae
 from .probing import pooled_features, probe
 
@@ -72,6 +73,44 @@ def density_histogram(path: Any, density: torch.Tensor, label: str) -> None:
     plt.close(fig)
 
 
+def train(spec_cls: Any, config: Any, acts: torch.Tensor, cfg: Any, seed: int, device: str) -> tuple[Any, Any]:
+    from harness.sae import train_sae
+
+    sae, log = train_sae(
+        spec_cls, config, acts, tokens=cfg.budget("train_tokens") * cfg.budget("epochs"), batch_size=cfg.batch_size,
+        seed=seed, device=device, progress=False, normalize_activations=cfg.normalize_activations,
+    )  # fmt: skip
+    sae.eval()
+    return sae, log
+
+
+def evaluate(loaded: Any, sae: Any, cfg: Any) -> tuple[dict[str, Any], Any]:
+    bos = loaded.require_tokenizer().bos_token_id
+    batches = eval_batches(loaded, cfg.eval_start_doc, cfg.budget("eval_tokens"), cfg.context_length, cfg.model_batch_size)
+    return evaluate_sae(loaded, sae, cfg.hook_point, batches, bos_token_id=bos)
+
+
+def sweep(spec: Any, acts: torch.Tensor, loaded: Any, cfg: Any, seed: int, device: str) -> dict[str, Any]:
+    """Retrain the row's learner at every ``sweep_values`` of ``sweep_field`` (same activations, same
+    budget) and record its L0 / explained variance / CE-loss recovered: the Pareto curve's points."""
+    values = cfg.budget("sweep_values")
+    fields = type(spec.config).model_fields
+    if not values:
+        return {}
+    if cfg.sweep_field not in fields:
+        return {"field": cfg.sweep_field, "skipped": f"learner {spec.name!r} has no config field {cfg.sweep_field!r}"}
+    points = []
+    for v in values:
+        conf = type(spec.config).model_validate({**spec.config.model_dump(), cfg.sweep_field: v})
+        sae, _ = train(spec.cls, conf, acts, cfg, seed, device)
+        recon, splice = evaluate(loaded, sae, cfg)
+        points.append({
+            "value": getattr(conf, cfg.sweep_field), "l0": recon["l0"], "explained_variance": recon["explained_variance"],
+            "ce_loss_recovered": recovered_score(splice.ce_clean, splice.ce_sae, splice.ce_zero),
+        })  # fmt: skip
+    return {"field": cfg.sweep_field, "points": points}
+
+
 def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     cfg = suite.config
     seed = int(cell.seed)
@@ -81,48 +120,45 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     timings: dict[str, float] = {}
     metrics: list[MetricValue] = []
     artifacts: dict[str, str] = {}
+    device = str(cell.device)
 
     t0 = time.perf_counter()
     loaded = cell.load_model()
     loaded.model.eval()
     hook = cfg.hook_point
     torch.manual_seed(seed)
-    train_acts = harvest_tokens(loaded, hook, cfg.train_start_doc, cfg.train_tokens, cfg.context_length, cfg.model_batch_size)
+    train_acts = harvest_tokens(
+        loaded, hook, cfg.train_start_doc, cfg.budget("train_tokens"), cfg.context_length, cfg.model_batch_size
+    )
     timings["harvest"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    from harness.sae import train_sae
-
-    sae, log = train_sae(
-        spec.cls, spec.config, train_acts, tokens=cfg.train_tokens * cfg.epochs, batch_size=cfg.batch_size,
-        seed=seed, device=str(cell.device), progress=False, normalize_activations=cfg.normalize_activations,
-    )  # fmt: skip
-    sae.eval()
-    del train_acts
+    sae, log = train(spec.cls, spec.config, train_acts, cfg, seed, device)
     timings["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    bos = loaded.require_tokenizer().bos_token_id
-    recon, splice = evaluate_sae(
-        loaded, sae, hook, eval_batches(loaded, cfg.eval_start_doc, cfg.eval_tokens, cfg.context_length, cfg.model_batch_size),
-        bos_token_id=bos,
-    )  # fmt: skip
+    recon, splice = evaluate(loaded, sae, cfg)
     timings["evaluate"] = time.perf_counter() - t0
     n = recon["n_tokens"]
     density = recon["density"]
+    per_context = {**(recon["per_context"] or {}), **splice.per_context}
+    se = bootstrap_stderr(per_context, cfg.bootstrap, seed) if cfg.bootstrap else {}
     for name, key in (
         ("sae_l0", "l0"), ("sae_mse", "mse"), ("sae_explained_variance", "explained_variance"),
         ("sae_explained_variance_saebench", "explained_variance_saebench"), ("sae_cossim", "cossim"),
         ("sae_l2_ratio", "l2_ratio"),
     ):  # fmt: skip
-        metrics.append(cell.metric(name).compute({"value": recon[key], "n": n}))
+        metrics.append(cell.metric(name).compute({"value": recon[key], "n": n, "stderr": se.get(key)}))
     metrics.append(
-        cell.metric("sae_ce_loss_recovered").compute(
-            {"clean": splice.ce_clean, "with_sae": splice.ce_sae, "ablated": splice.ce_zero, "n": splice.n_predictions}
-        )
+        cell.metric("sae_ce_loss_recovered").compute({
+            "clean": splice.ce_clean, "with_sae": splice.ce_sae, "ablated": splice.ce_zero, "n": splice.n_predictions,
+            "stderr": se.get("ce_loss_recovered"),
+        })  # fmt: skip
     )
     metrics.append(
-        cell.metric("sae_kl_score").compute({"with_sae": splice.kl_sae, "ablated": splice.kl_zero, "n": splice.n_predictions})
+        cell.metric("sae_kl_score").compute(
+            {"with_sae": splice.kl_sae, "ablated": splice.kl_zero, "n": splice.n_predictions, "stderr": se.get("kl_score")}
+        )
     )
     metrics.append(cell.metric("sae_alive_fraction").compute({"density": density}))
     dense = cell.metric("sae_dense_fraction")
@@ -132,7 +168,14 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     density_histogram(path, density, spec.name)
     artifacts["feature_density"] = rel
 
+    t0 = time.perf_counter()
+    sweep_details = sweep(spec, train_acts, loaded, cfg, seed, device)
+    del train_acts
+    if sweep_details:
+        timings["sweep"] = time.perf_counter() - t0
+
     probing: dict[str, Any] = {}
+    pooled: dict[str, Any] = {}
     if cfg.probing:
         t0 = time.perf_counter()
         from harness.zoo import World
@@ -140,12 +183,13 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         world = World(seed=0)
         sp = cell.metric("sae_sparse_probing")
         for kind in cfg.probe_class_sets:
-            tr = world.probing_examples(cfg.probe_train_examples, kind=kind, split="balanced", seed=1000 + seed)
-            te = world.probing_examples(cfg.probe_test_examples, kind=kind, split="balanced", seed=2000 + seed)
+            tr = world.probing_examples(cfg.budget("probe_train_examples"), kind=kind, split="balanced", seed=1000 + seed)
+            te = world.probing_examples(cfg.budget("probe_test_examples"), kind=kind, split="balanced", seed=2000 + seed)
             r_tr, f_tr = pooled_features(loaded, sae, hook, [e.text for e in tr])
             r_te, f_te = pooled_features(loaded, sae, hook, [e.text for e in te])
             y_tr = np.array([e.label for e in tr])
             y_te = np.array([e.label for e in te])
+            pooled[kind] = (f_tr, y_tr, [e.label_name for e in tr])
             scores = {f"k{k}": probe(f_tr, y_tr, f_te, y_te, k=k, seed=seed) for k in cfg.probe_k}
             scores["residual"] = probe(r_tr, y_tr, r_te, y_te, k=None, seed=seed)
             for name, s in scores.items():
@@ -153,16 +197,30 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
             probing[kind] = {name: round(s.accuracy, 4) for name, s in scores.items()}
         timings["probing"] = time.perf_counter() - t0
 
+    tsne: dict[str, Any] = {}
+    if cfg.tsne and pooled:
+        t0 = time.perf_counter()
+        from .latent_map import decoder_map
+
+        path, rel = cell.artifact_ref("decoder_tsne.png")
+        tsne = decoder_map(path, sae, density, pooled, title=f"{spec.name} on {cell.model_ref.name}", seed=seed)
+        artifacts["decoder_tsne"] = rel
+        timings["tsne"] = time.perf_counter() - t0
+
     details = {
         "hook_point": hook,
+        "preset": cfg.preset,
         "d_in": int(loaded.d_model),
         "d_sae": int(density.numel()),
-        "train_tokens": cfg.train_tokens,
+        "train_tokens": cfg.budget("train_tokens"),
         "eval_tokens": n,
+        "eval_contexts": int(next(iter(per_context.values())).shape[0]) if per_context else None,
         "ce": {"clean": splice.ce_clean, "with_sae": splice.ce_sae, "zero_ablation": splice.ce_zero},
         "kl": {"with_sae": splice.kl_sae, "zero_ablation": splice.kl_zero},
         "train_final": {k: round(float(v), 5) for k, v in log.final.items() if isinstance(v, (int, float))},
         "probing": probing,
+        "sweep": sweep_details,
+        "decoder_map": tsne,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
     return SuiteOutput(metrics=metrics, artifacts=artifacts, details=details)
