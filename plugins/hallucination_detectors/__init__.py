@@ -36,9 +36,13 @@ class _Detector(Metric):
     detector: ClassVar[bool] = True
     higher_is_better = True  # the raw score; detectors are ranked by hallucination_auroc
     needs: ClassVar[str] = "embeddings"
+    #: Function of :mod:`.scores` computing the score; the detector's config fields are its keyword arguments.
+    score_fn: ClassVar[str]
 
-    def score(self, x: Any) -> float:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def score(self, x: Any) -> float:
+        from . import scores
+
+        return float(getattr(scores, self.score_fn)(x, **self.config.model_dump()))
 
     def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
         x = _need(inputs, self.needs, self.name)
@@ -53,11 +57,7 @@ class EigenScore(_Detector):
 
     class Config(PluginConfig):
         alpha: float = Field(1e-3, gt=0, description="Regulariser alpha added to the covariance (INSIDE: 1e-3).")
-
-    def score(self, x: Any) -> float:
-        from .scores import eigenscore
-
-        return eigenscore(x, alpha=self.config.alpha)
+    score_fn = "eigenscore"
 
 
 class EfficientEigenScore(_Detector):
@@ -71,12 +71,7 @@ class EfficientEigenScore(_Detector):
         n_probes: int = Field(20, ge=1, description="Hutchinson probe vectors N_z (paper: 20).")
         n_moments: int = Field(20, ge=2, description="Chebyshev moments M (paper: 20).")
         seed: int = Field(0, description="Seed of the probes and the power iteration.")
-
-    def score(self, x: Any) -> float:
-        from .scores import efficient_eigenscore
-
-        c = self.config
-        return efficient_eigenscore(x, alpha=c.alpha, n_probes=c.n_probes, n_moments=c.n_moments, seed=c.seed)
+    score_fn = "efficient_eigenscore"
 
 
 class Perplexity(_Detector):
@@ -84,11 +79,7 @@ class Perplexity(_Detector):
     description = "Mean perplexity of the K sampled answers (baseline detector)."
     unit = "perplexity"
     needs = "token_logprobs"
-
-    def score(self, x: Any) -> float:
-        from .scores import perplexity
-
-        return perplexity(x)
+    score_fn = "perplexity"
 
 
 class PredictiveEntropy(_Detector):
@@ -97,11 +88,7 @@ class PredictiveEntropy(_Detector):
     paper = "arXiv:2002.07650"
     unit = "nats / token"
     needs = "token_logprobs"
-
-    def score(self, x: Any) -> float:
-        from .scores import predictive_entropy
-
-        return predictive_entropy(x)
+    score_fn = "predictive_entropy"
 
 
 class LexicalSimilarity(_Detector):
@@ -109,11 +96,7 @@ class LexicalSimilarity(_Detector):
     description = "Negated mean pairwise ROUGE-L F1 between the K sampled answers (baseline detector)."
     unit = "-ROUGE-L"
     needs = "texts"
-
-    def score(self, x: Any) -> float:
-        from .scores import lexical_similarity
-
-        return lexical_similarity(x)
+    score_fn = "lexical_similarity"
 
 
 DETECTORS = (EigenScore, EfficientEigenScore, Perplexity, PredictiveEntropy, LexicalSimilarity)
