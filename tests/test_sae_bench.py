@@ -165,6 +165,7 @@ def test_suite_end_to_end(tmp_path):
         "hook_point": "blocks.0.hook_resid_post", "train_tokens": 2048, "epochs": 1, "batch_size": 256,
         "eval_tokens": 512, "probe_train_examples": 40, "probe_test_examples": 40, "probe_k": [1],
         "probe_class_sets": ["topic"], "sweep_values": [2],
+        "scr_tpp_train_examples": 240, "scr_tpp_test_examples": 240, "scr_tpp_n": [2],
     }  # fmt: skip
     spec = RunSpec(
         suites=[{"name": "sae", "config": cfg}], methods=[{"name": "topk", "config": {"k": 4}}],

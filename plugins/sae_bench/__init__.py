@@ -27,9 +27,11 @@ SAEBENCH = "arXiv:2503.09532"
 #: Budgets of the two presets (fields a spec leaves at None).
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"train_tokens": 32768, "epochs": 2, "eval_tokens": 8192, "sweep_values": [],
-              "probe_train_examples": 400, "probe_test_examples": 400},
+              "probe_train_examples": 400, "probe_test_examples": 400,
+              "scr_tpp_train_examples": 800, "scr_tpp_test_examples": 800},
     "full": {"train_tokens": 262144, "epochs": 2, "eval_tokens": 32768, "sweep_values": [8, 16, 64, 128],
-             "probe_train_examples": 1000, "probe_test_examples": 1000},
+             "probe_train_examples": 1000, "probe_test_examples": 1000,
+             "scr_tpp_train_examples": 1600, "scr_tpp_test_examples": 1600},
 }  # fmt: skip
 
 
@@ -168,9 +170,29 @@ class SparseProbing(Metric):
         return self.value(s.accuracy, key=inputs.get("key"), stderr=s.stderr, n=s.n_test, chance=0.5)
 
 
+class SCR(_Scalar):
+    name = "sae_scr"
+    description = (
+        "Spurious correlation removal (key 'top<N>'): a probe trained where topic and pronoun fully correlate is "
+        "re-scored after zero-ablating the N latents most attributed to the concept it over-relies on; "
+        "(acc_ablated - acc_biased) / (acc_oracle - acc_biased), mean over topic pairs (1 = ablation removes the "
+        "spurious signal as well as retraining on unbiased data, 0 = no effect)."
+    )
+    higher_is_better = True
+
+
+class TPP(_Scalar):
+    name = "sae_tpp"
+    description = (
+        "Targeted probe perturbation (key 'top<N>'): accuracy drop of topic i's probe when the N latents most "
+        "attributed to topic i are zero-ablated, minus the mean drop of the other topics' probes; mean over topics."
+    )
+    higher_is_better = True
+
+
 METRICS = (
     CELossRecovered, KLScore, ExplainedVariance, ExplainedVarianceSAEBench, MSE, L0, CosSim, L2Ratio,
-    AliveFraction, DenseFraction, SparseProbing,
+    AliveFraction, DenseFraction, SparseProbing, SCR, TPP,
 )  # fmt: skip
 
 
@@ -236,6 +258,18 @@ class SAEBenchSuite(Suite):
         )
         probe_test_examples: int | None = Field(
             None, ge=8, description="Held-out probe sentences per class set; None = preset (400 / 1000)."
+        )
+        scr_tpp: bool = Field(True, description="Run the feature-independence metrics SCR and TPP (topic vs pronoun).")
+        scr_tpp_n: list[int] = Field(
+            [2, 5, 10, 20], min_length=1, description="Numbers N of latents zero-ablated for SCR / TPP (each <= d_sae)."
+        )
+        scr_tpp_train_examples: int | None = Field(
+            None, ge=160, description="Balanced topic sentences drawn for the SCR / TPP probes; None = preset (800 / 1600)."
+        )
+        scr_tpp_test_examples: int | None = Field(
+            None, ge=160,
+            description="Balanced topic sentences drawn for scoring SCR / TPP (those also in the training draw are "
+            "dropped); None = preset (800 / 1600).",
         )
         tsne: bool = Field(
             True, description="Save a t-SNE map of the alive decoder directions coloured by best-predicted class (needs probing)."

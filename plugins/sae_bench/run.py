@@ -197,6 +197,24 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
             probing[kind] = {name: round(s.accuracy, 4) for name, s in scores.items()}
         timings["probing"] = time.perf_counter() - t0
 
+    scr_tpp: dict[str, Any] = {}
+    if cfg.scr_tpp:
+        t0 = time.perf_counter()
+        from .scr_tpp import scr_tpp_scores
+
+        r = scr_tpp_scores(
+            loaded, sae, hook, seed=seed, n_values=cfg.scr_tpp_n,
+            n_train=cfg.budget("scr_tpp_train_examples"), n_test=cfg.budget("scr_tpp_test_examples"),
+        )  # fmt: skip
+        for name, vals, errs, n_used in (
+            ("sae_scr", r.scr, r.scr_stderr, r.scr_pairs), ("sae_tpp", r.tpp, r.tpp_stderr, r.tpp_classes)
+        ):  # fmt: skip
+            m = cell.metric(name)
+            for k, v in vals.items():
+                metrics.append(m.compute({"value": v, "stderr": errs[k], "n": n_used, "key": f"top{k}"}))
+        scr_tpp = r.details
+        timings["scr_tpp"] = time.perf_counter() - t0
+
     tsne: dict[str, Any] = {}
     if cfg.tsne and pooled:
         t0 = time.perf_counter()
@@ -220,6 +238,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         "train_final": {k: round(float(v), 5) for k, v in log.final.items() if isinstance(v, (int, float))},
         "probing": probing,
         "sweep": sweep_details,
+        "scr_tpp": scr_tpp,
         "decoder_map": tsne,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }

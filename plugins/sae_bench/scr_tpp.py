@@ -15,7 +15,9 @@ to the spurious probe and scores the biased probe on the topic test set; dir2 ab
 probe's top latents and scores the biased probe on the pronoun test set;
 score = (acc_ablated - acc_biased) / (acc_oracle - acc_biased), the oracle being the probe
 trained for that test set. As in SAEBench the reported direction is the one the biased probe is
-worse at (dir1 if acc_biased(topic) < acc_biased(pronoun), else dir2).
+worse at (dir1 if acc_biased(topic) < acc_biased(pronoun), else dir2; on a tie
+dir1, where SAEBench reports neither). Pairs whose gap acc_oracle - acc_biased is below
+:data:`MIN_GAP` are left out (ours).
 
 TPP (targeted probe perturbation): one-vs-rest probe per topic; ablating the top-N latents of
 class i should lower probe i's accuracy and leave the others' alone:
@@ -62,6 +64,8 @@ class PooledSet:
 
 @dataclass
 class ScrTppResult:
+    """Per N: mean SCR over the usable topic pairs and mean TPP over the topics, with stderr over them."""
+
     scr: dict[int, float]
     scr_stderr: dict[int, float]
     scr_pairs: int
@@ -72,10 +76,11 @@ class ScrTppResult:
 
 
 def fit_probe(x: np.ndarray, y: np.ndarray, seed: int, C: float = 1.0) -> Probe:
-    """Logistic regression (scikit-learn, L2, raw inputs so the weights live in residual space)."""
+    """Logistic regression (scikit-learn, L2, raw inputs so the weights live in residual space; Newton
+    solver: the same optimum as the default lbfgs, several times faster on these small problems)."""
     from sklearn.linear_model import LogisticRegression
 
-    clf = LogisticRegression(C=C, max_iter=1000, random_state=seed).fit(x, y)
+    clf = LogisticRegression(C=C, solver="newton-cholesky", max_iter=1000, random_state=seed).fit(x, y)
     return Probe(clf.coef_[0].astype(np.float64), float(clf.intercept_[0]))
 
 
@@ -146,7 +151,8 @@ class ScrPair:
 
 def _quadrants(s: PooledSet, a: int, b: int, pa: int, rng: np.random.Generator):
     """(a&pa, a&~pa, b&pa, b&~pa) index lists (shuffled) and the per-quadrant size m."""
-    q = [rng.permutation(np.flatnonzero((s.topic == t) & (s.pronoun == p))) for t, p in ((a, pa), (a, 1 - pa), (b, pa), (b, 1 - pa))]
+    cells = ((a, pa), (a, 1 - pa), (b, pa), (b, 1 - pa))
+    q = [rng.permutation(np.flatnonzero((s.topic == t) & (s.pronoun == p))) for t, p in cells]
     m = min(len(q[0]) // 2, len(q[3]) // 2, len(q[1]), len(q[2]))
     if m < 2:
         raise ValueError(f"too few probing sentences for the topic pair ({a}, {b}); raise scr_tpp_train/test_examples")
@@ -178,9 +184,10 @@ def build_scr_pair(train: PooledSet, test: PooledSet, a: int, b: int, pa: int, *
 def scr_score(pair: ScrPair, test: PooledSet, rows: np.ndarray, latents: Sequence[int], direction: int) -> float:
     """Normalised SCR of ablating ``latents``: dir 1 scores the biased probe on the target (topic) test
     set, dir 2 on the spurious (pronoun) test set."""
-    idx, y, oracle = (
-        (pair.target_test, pair.y_target_test, pair.target) if direction == 1 else (pair.spurious_test, pair.y_spurious_test, pair.spurious)
-    )  # fmt: skip
+    if direction == 1:
+        idx, y, oracle = pair.target_test, pair.y_target_test, pair.target
+    else:
+        idx, y, oracle = pair.spurious_test, pair.y_spurious_test, pair.spurious
     x = test.x[idx]
     base = pair.biased.accuracy(x, y)
     top = oracle.accuracy(x, y)
@@ -198,7 +205,8 @@ def scr(train: PooledSet, test: PooledSet, rows: np.ndarray, pairs, n_values: Se
         direction = 1 if clean["biased_on_target"] <= clean["biased_on_spurious"] else 2
         rec: dict[str, Any] = {"direction": direction, **{k: round(v, 4) for k, v in clean.items()}}
         for d in (1, 2):  # both directions go to the details (SAEBench scr_dir1/2); the chosen one is the metric
-            gap = clean["oracle_target"] - clean["biased_on_target"] if d == 1 else clean["oracle_spurious"] - clean["biased_on_spurious"]
+            which = "target" if d == 1 else "spurious"
+            gap = clean[f"oracle_{which}"] - clean[f"biased_on_{which}"]
             if gap < MIN_GAP:
                 rec[f"dir{d}"] = f"skipped: oracle - biased accuracy {gap:.3f} < {MIN_GAP}"
                 continue
@@ -285,8 +293,8 @@ def scr_tpp_scores(
     world: Any = None,
     seed: int = 0,
     n_values: Sequence[int] = (2, 5, 10, 20),
-    n_train: int = 1600,
-    n_test: int = 1600,
+    n_train: int = 800,
+    n_test: int = 800,
     C: float = 1.0,
 ) -> ScrTppResult:
     """SCR and TPP of ``sae`` at ``hook_point`` on the world's balanced topic sentences.
@@ -307,11 +315,13 @@ def scr_tpp_scores(
     train, test = pooled_set(loaded, sae, hook_point, tr), pooled_set(loaded, sae, hook_point, te)
     s, pairs_used, per_pair = scr(train, test, rows, topic_pairs(world), n_values, seed=seed, C=C)
     t, n_classes, per_class = tpp(train, test, rows, n_values, seed=seed, C=C)
+    names = world.topics
     return ScrTppResult(
         scr={n: v[0] for n, v in s.items()}, scr_stderr={n: v[1] for n, v in s.items()}, scr_pairs=pairs_used,
         tpp={n: v[0] for n, v in t.items()}, tpp_stderr={n: v[1] for n, v in t.items()}, tpp_classes=n_classes,
         details={
-            "train_sentences": len(tr), "test_sentences": len(te), "topics": list(world.topics),
-            "scr_pairs": per_pair, "tpp_classes": {world.topics[int(k)]: v for k, v in per_class.items()},
+            "train_sentences": len(tr), "test_sentences": len(te), "topics": list(names),
+            "scr_pairs": {"-".join(names[int(i)] for i in k.split("-")): v for k, v in per_pair.items()},
+            "tpp_classes": {names[int(k)]: v for k, v in per_class.items()},
         },
     )  # fmt: skip
