@@ -11,9 +11,10 @@ sets. Formulas, sources and our choices: README.md. Heavy code lives in the subm
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -190,9 +191,56 @@ class TPP(_Scalar):
     higher_is_better = True
 
 
+class _Absorption(Metric):
+    """A mean over letters from :class:`.absorption.AbsorptionResult` (inputs: result); stderr over letters."""
+
+    scope = "sae"
+    paper = SAEBENCH
+    attr: ClassVar[str]
+    sd_attr: ClassVar[str]
+
+    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+        r = inputs["result"]
+        n = int(r.n_letters)
+        se = float(getattr(r, self.sd_attr)) / math.sqrt(n) if n > 1 else 0.0
+        return self.value(float(getattr(r, self.attr)), stderr=se, n=n)
+
+
+class AbsorptionFraction(_Absorption):
+    name = "sae_absorption_fraction"
+    description = (
+        "Feature absorption on first-letter spelling (SAEBench): per probe-true-positive test word, the share of "
+        "the ground-truth letter-probe projection carried by up to 3 probe-aligned non-main latents instead of the "
+        "letter's main latents; mean over words per letter, then over letters (0 = no absorption)."
+    )
+    higher_is_better = False
+    attr, sd_attr = "mean_absorption_fraction", "std_absorption_fraction"
+
+
+class AbsorptionFullRate(_Absorption):
+    name = "sae_absorption_full_rate"
+    description = (
+        "Full-absorption rate (SAEBench): share of probe-true-positive words on which no main latent fires and a "
+        "single probe-aligned latent carries >= 40% of the probe projection; mean over letters."
+    )
+    higher_is_better = False
+    attr, sd_attr = "full_absorption_rate", "std_full_absorption_rate"
+
+
+class SplitFeatures(_Absorption):
+    name = "sae_split_features"
+    description = (
+        "Mean number of main (split) latents per letter: the k-sparse probe grows while its test F1 improves by "
+        "more than 0.03 (SAEBench feature splitting; 1 = one latent per letter)."
+    )
+    higher_is_better = False
+    unit = "latents"
+    attr, sd_attr = "mean_split_features", "std_split_features"
+
+
 METRICS = (
     CELossRecovered, KLScore, ExplainedVariance, ExplainedVarianceSAEBench, MSE, L0, CosSim, L2Ratio,
-    AliveFraction, DenseFraction, SparseProbing, SCR, TPP,
+    AliveFraction, DenseFraction, SparseProbing, SCR, TPP, AbsorptionFraction, AbsorptionFullRate, SplitFeatures,
 )  # fmt: skip
 
 
@@ -270,6 +318,24 @@ class SAEBenchSuite(Suite):
             None, ge=160,
             description="Balanced topic sentences drawn for scoring SCR / TPP (those also in the training draw are "
             "dropped); None = preset (800 / 1600).",
+        )
+        absorption: bool = Field(True, description="Run feature absorption on the world's first-letter spelling words.")
+        absorption_template: str = Field(
+            " {word} starts with",
+            description="Prompt per spelling word (must contain '{word}'); BOS is prepended and each word runs alone.",
+        )
+        absorption_token_pos: int = Field(
+            -1, description="Prompt token whose activation is read (negative: from the end; -1 = the final token)."
+        )
+        absorption_test_fraction: float = Field(
+            0.2, gt=0, lt=1, description="Share of each letter's words held out for k-sparse F1 and absorption."
+        )
+        absorption_min_train_words: int = Field(
+            4, ge=1, description="Letters with fewer training words are left out of the probes and the means."
+        )
+        absorption_max_k: int = Field(10, ge=1, description="Largest k of the k-sparse probes (SAEBench max_k_value).")
+        absorption_f1_jump_threshold: float = Field(
+            0.03, ge=0, description="Test-F1 gain that adds a latent to a letter's main (split) latents (SAEBench)."
         )
         tsne: bool = Field(
             True, description="Save a t-SNE map of the alive decoder directions coloured by best-predicted class (needs probing)."

@@ -39,13 +39,15 @@ def best_classes(pooled: dict[str, tuple[np.ndarray, np.ndarray, list[str]]], mi
     return names, best_eff
 
 
-def embed(directions: np.ndarray, seed: int) -> np.ndarray:
-    """2-d t-SNE of unit directions (cosine metric, PCA init, perplexity <= 30)."""
+def embed(directions: np.ndarray, seed: int, iterations: int = 500) -> np.ndarray:
+    """2-d t-SNE of unit directions (cosine metric, PCA init, perplexity <= 30, ``iterations`` steps:
+    500 instead of scikit-learn's 1000 halves the time of a 768-latent map, ~10 s on 2 CPU cores)."""
     from sklearn.manifold import TSNE
 
     n = directions.shape[0]
     perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
-    return TSNE(2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed).fit_transform(directions)
+    tsne = TSNE(2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed, max_iter=iterations)
+    return tsne.fit_transform(directions)
 
 
 def decoder_map(

@@ -197,6 +197,21 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
             probing[kind] = {name: round(s.accuracy, 4) for name, s in scores.items()}
         timings["probing"] = time.perf_counter() - t0
 
+    absorption: dict[str, Any] = {}
+    if cfg.absorption:
+        t0 = time.perf_counter()
+        from .absorption import absorption_scores
+
+        ar = absorption_scores(
+            loaded, sae, hook, seed=seed, template=cfg.absorption_template, token_pos=cfg.absorption_token_pos,
+            test_fraction=cfg.absorption_test_fraction, min_train_words=cfg.absorption_min_train_words,
+            max_k=cfg.absorption_max_k, f1_jump_threshold=cfg.absorption_f1_jump_threshold,
+        )  # fmt: skip
+        for name in ("sae_absorption_fraction", "sae_absorption_full_rate", "sae_split_features"):
+            metrics.append(cell.metric(name).compute({"result": ar}))
+        absorption = ar.details()
+        timings["absorption"] = time.perf_counter() - t0
+
     scr_tpp: dict[str, Any] = {}
     if cfg.scr_tpp:
         t0 = time.perf_counter()
@@ -238,6 +253,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         "train_final": {k: round(float(v), 5) for k, v in log.final.items() if isinstance(v, (int, float))},
         "probing": probing,
         "sweep": sweep_details,
+        "absorption": absorption,
         "scr_tpp": scr_tpp,
         "decoder_map": tsne,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
