@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Literal
@@ -167,9 +168,12 @@ def _win_rates(rows: list[RowDoc], columns: list[ColumnDoc]) -> None:
 
 
 def _column_order(cols: set[str], declared: tuple[str, ...]) -> list[str]:
-    def key(c: str) -> tuple[int, str]:
+    """Columns in the suite's declared metric order; keys of one metric in natural order (top2 < top10)."""
+
+    def key(c: str) -> tuple[int, list[tuple[int, int | str]]]:
         metric = c.split("[", 1)[0]
-        return (declared.index(metric) if metric in declared else len(declared), c)
+        natural = [(0, int(t)) if t.isdigit() else (1, t) for t in re.split(r"(\d+)", c) if t]
+        return (declared.index(metric) if metric in declared else len(declared), natural)
 
     return sorted(cols, key=key)
 

@@ -37,7 +37,7 @@ def points_from_records(records: list[Any]) -> list[Point]:
             continue
         conf = rec.cell.method_config or {}
         sweep = rec.output.details.get("sweep") or {}
-        field = sweep.get("field")
+        field = sweep.get("field") or rec.cell.suite_config.get("sweep_field", "k")
         own = f"{field}={conf.get(field)}" if field and field in conf else "as configured"
         pts.append(Point(rec.cell.model, rec.label, own, vals[("sae_l0", None)], main, False))  # type: ignore[arg-type]
         for p in sweep.get("points", []):
