@@ -231,7 +231,7 @@ def test_pareto_frontier_and_presets():
            Point("other", "b", "k=9", 9.0, {"s": 0.1}, False)]  # fmt: skip
     assert frontier(pts, "s") == {0, 1, 4}  # (2, .6) and (4, .7) are dominated by (2, .7); models apart
     quick, full = sb.SAEBenchSuite.Config(), sb.SAEBenchSuite.Config(preset="full")
-    assert quick.budget("sweep_values") == [] and full.budget("sweep_values")
+    assert quick.budget("sweep_values") == [8, 128] and full.budget("sweep_values") == [8, 16, 64, 128]
     assert full.budget("train_tokens") > quick.budget("train_tokens")
     assert sb.SAEBenchSuite.Config(preset="full", train_tokens=1024).budget("train_tokens") == 1024
 

@@ -27,7 +27,7 @@ SAEBENCH = "arXiv:2503.09532"
 
 #: Budgets of the two presets (fields a spec leaves at None).
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"train_tokens": 32768, "epochs": 2, "eval_tokens": 8192, "sweep_values": [],
+    "quick": {"train_tokens": 32768, "epochs": 2, "eval_tokens": 8192, "sweep_values": [8, 128],
               "probe_train_examples": 400, "probe_test_examples": 400,
               "scr_tpp_train_examples": 800, "scr_tpp_test_examples": 800},
     "full": {"train_tokens": 262144, "epochs": 2, "eval_tokens": 32768, "sweep_values": [8, 16, 64, 128],
@@ -261,8 +261,8 @@ class SAEBenchSuite(Suite):
     class Config(PluginConfig):
         preset: Literal["quick", "full"] = Field(
             "quick",
-            description="Budget: 'quick' (the default `harness run`: a few minutes for three rows on 2 CPU cores, no "
-            "sweep) or 'full' (8x the training tokens, 4x the evaluation tokens, a k sweep for the Pareto plot). "
+            description="Budget: 'quick' (the default `harness run`: a few minutes for three rows on 2 CPU cores, k swept "
+            "at 8 and 128) or 'full' (8x the training tokens, 4x the evaluation tokens, k swept at 8, 16, 64, 128). "
             "Fields left at None take the preset's value.",
         )
         hook_point: str = Field(
@@ -288,7 +288,7 @@ class SAEBenchSuite(Suite):
         sweep_values: list[float] | None = Field(
             None,
             description="Values of `sweep_field` each row is retrained at (same activations and budget) for the L0 vs "
-            "explained variance / CE-loss recovered Pareto plot; None = preset (quick: none; full: 8, 16, 64, 128).",
+            "explained variance / CE-loss recovered Pareto plot; None = preset (quick: 8, 128; full: 8, 16, 64, 128); [] = none.",
         )
         train_start_doc: int = Field(0, ge=0, description="First world document of the training text.")
         eval_start_doc: int = Field(

@@ -113,7 +113,7 @@ def summarize(records: list[Any], out_dir: Path) -> str | None:
     plot(points, out_dir / "pareto.png")
     n_swept = sum(p.swept for p in points)
     note = (f"{n_swept} swept points (learners retrained at other sparsities on the same activations)."
-            if n_swept else "No sweep in this run (preset 'quick'); set `sweep_values` or preset 'full' for curves.")
+            if n_swept else "No sweep in this run (`sweep_values: []`); the presets sweep k for curves.")
     return "\n".join([
         "### Sparsity vs fidelity (Pareto)", "",
         "Each row at its configured sparsity, plus any swept settings. ◆ = on the Pareto frontier of its model "
