@@ -76,6 +76,17 @@ def _expand(models: list[ModelRef], registries: Registries) -> list[ModelRef]:
     return out
 
 
+def _require_distinct_labels(entries: list[tuple[int, ComponentSpec]], field: str, why: str) -> None:
+    seen: dict[str, int] = {}
+    for j, e in entries:
+        if e.display in seen:
+            raise SpecError(
+                f'{field}: two entries are labelled "{e.display}" ({field}[{seen[e.display]}] and {field}[{j}]); {why}. '
+                f"Give each entry its own `label:`, e.g. label: {e.name}-{j}."
+            )
+        seen[e.display] = j
+
+
 def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
     """Expand ``spec`` into cells; raises :class:`SpecError` / UnknownNameError on any bad input."""
     suite_specs = spec.suites or [ComponentSpec(name=n) for n in registries.suites.names()]
@@ -97,6 +108,10 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                 f'extra_metrics: "{name}" has scope "{mcls.scope}"; only model-scope metrics can be added to '
                 "every cell. Use a suite that computes it instead."
             )
+    why = "rows with one label would be merged as seeds of one row"
+    _require_distinct_labels(list(enumerate(spec.methods or [])), "methods", why)
+    repeated = {s.name for s in suite_specs if sum(t.name == s.name for t in suite_specs) > 1}
+    _require_distinct_labels([(i, s) for i, s in enumerate(suite_specs) if s.name in repeated], "suites", why)
     cells: list[PlannedCell] = []
     resolved: dict[ModelRef, str] = {}
     for i, s in enumerate(suite_specs):
@@ -136,6 +151,8 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                         extra_metrics=list(spec.extra_metrics),
                     )
                     label = mspec.display if mspec else "base model"
+                    if s.name in repeated:  # e.g. the sae suite at two hook points: one row per entry
+                        label = f"{label} @ {s.display}"
                     cells.append(PlannedCell(cell, label, suite_cls, suite_cfg, mcls, mcfg, model))
     return cells
 

@@ -34,6 +34,11 @@ def test_plan_grid(toy_registries, tmp_path):
     assert len(cells) == 2 * 2 * 3 and len({c.key for c in cells}) == 12
 
 
+def test_a_suite_listed_twice_gives_one_row_per_entry(toy_registries, tmp_path):
+    spec = _spec(tmp_path, methods=[], suites=[{"name": "toy_suite", "label": "a"}, {"name": "toy_suite", "label": "b"}])
+    assert [c.label for c in plan(spec, toy_registries)] == ["base model @ a", "base model @ b"]
+
+
 @pytest.mark.parametrize(
     "kw,err,needle",
     [
@@ -44,6 +49,9 @@ def test_plan_grid(toy_registries, tmp_path):
         ({"methods": [{"name": "toy_eraser", "config": {"strength": 3}}]}, SpecError, "less than or equal to 1"),
         ({"suites": [{"name": "toy_suite", "config": {"fail": 1}}]}, SpecError, 'suite "toy_suite"'),
         ({"models": ["nosuch:a"]}, UnknownNameError, "Unknown model source"),
+        ({"methods": [{"name": "toy_eraser", "config": {"strength": 0.1}}, {"name": "toy_eraser"}]}, SpecError,
+         'two entries are labelled "toy_eraser" (methods[0] and methods[1])'),
+        ({"suites": ["toy_suite", {"name": "toy_suite", "config": {}}]}, SpecError, "label: toy_suite-1"),
     ],
 )
 def test_bad_input_named_before_any_compute(toy_registries, tmp_path, kw, err, needle):
