@@ -132,3 +132,39 @@ def test_k_extractable_detects_a_memorised_sequence(zoo32):
     other = ids.clone()
     other[0, -1] = (other[0, -1] + 1) % zoo32.model.config.vocab_size
     assert k_extractable(zoo32, torch.cat([ids, other]), prefix_len=4) == [True, False]
+
+
+def test_suffix_and_last_prefix_pooling_pick_the_right_positions(zoo32):
+    g = torch.Generator().manual_seed(5)
+    tokens = torch.randint(5, 100, (3, 9), generator=g)  # <eos>-slot + 4 prompt + 4 suffix tokens
+    points = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+    from harness.models import capture
+
+    with torch.no_grad(), capture(zoo32.model, points) as store:
+        zoo32.model(input_ids=tokens, use_cache=False)
+    full = torch.stack([store[p].float() for p in points])
+    suffix = pooled_activations(zoo32, tokens, points, "suffix_mean", prefix_len=4)
+    last_prefix = pooled_activations(zoo32, tokens, points, "last_prefix", prefix_len=4)
+    assert torch.allclose(suffix, full[:, :, 4:8].mean(2), atol=1e-6)  # positions predicting suffix tokens 5..8
+    assert torch.allclose(last_prefix, full[:, :, 4], atol=1e-6)
+    # causality pins the window: the last token never enters, the first suffix token does
+    changed_last, changed_first = tokens.clone(), tokens.clone()
+    changed_last[:, -1] += 1
+    changed_first[:, 5] += 1
+    assert torch.allclose(pooled_activations(zoo32, changed_last, points, "suffix_mean", prefix_len=4), suffix, atol=1e-6)
+    assert torch.allclose(pooled_activations(zoo32, changed_first, points, "last_prefix", prefix_len=4), last_prefix, atol=1e-6)
+    assert not torch.allclose(pooled_activations(zoo32, changed_first, points, "suffix_mean", prefix_len=4), suffix)
+    with pytest.raises(ValueError, match="needs prefix_len"):
+        pooled_activations(zoo32, tokens, points, "suffix_mean")
+
+
+def test_probe_edit_subclasses_set_rank_and_rounds(zoo32):
+    forget, retain = tiny_data(zoo32)
+    registry = REGS.by_kind["unlearning_method"]
+    ranks = {}
+    for name, cfg in (("pga", {}), ("md_pga", {"k": 3}), ("pga_adversarial", {"rounds": 2})):
+        iv = registry.get(name)(cfg).fit(zoo32, forget, retain, seed=0)
+        edits = iv.edits["blocks.0.hook_resid_post"]
+        ranks[name] = [tuple(e.U.shape) for e in edits]
+    d = zoo32.d_model
+    assert ranks == {"pga": [(1, d)], "md_pga": [(3, d)], "pga_adversarial": [(1, d), (1, d)]}

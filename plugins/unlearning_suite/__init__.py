@@ -7,7 +7,7 @@ only the abstract is public). Per cell (unlearning method or the un-edited model
    of the zoo world's canaries + never-seen controls (or a user jsonl), balanced by class;
 2. the method fits an :class:`~harness.protocols.Intervention` on ``forget`` / ``retain``
    (:class:`harness_plugins.unlearning_suite.data.UnlearningData`);
-3. with the intervention applied: the frozen probes (fitted on the un-edited model), six
+3. with the intervention applied: the frozen probes (fitted on the un-edited model), seven
    re-fitted attacker probes, a leave-one-out probe, behavioural recall (k-extractability),
    retain perplexity and lm-eval accuracy deltas on the zoo tasks.
 
@@ -17,7 +17,7 @@ The baseline row also runs the LOO controls (shuffled labels, random-init model)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
@@ -26,7 +26,7 @@ from harness.config import PluginConfig
 from harness.protocols import Metric, Suite
 from harness.results import MetricValue, SuiteOutput
 
-from .data import UnlearningData
+from .data import Hook, Pooling, UnlearningData
 
 __all__ = ["UnlearningData", "UnlearningSuite"]
 
@@ -57,8 +57,8 @@ class FrozenProbeAcc(_Passthrough):
 class RefitProbeAcc(_Passthrough):
     name = "unlearning_refit_probe_acc"
     description = (
-        "Best 5-fold held-out accuracy of an attacker re-fitting a fresh probe on the edited model: max over six "
-        "variants (logistic mean/last/max pooling, weak/strong L2, MLP) and depths (keys: per variant)."
+        "Best 5-fold held-out accuracy of an attacker re-fitting a fresh probe on the edited model: max over seven "
+        "variants (logistic mean/last/max/suffix_mean pooling, weak/strong L2, MLP) and depths (keys: per variant)."
     )
     paper = PAPER
     higher_is_better = False
@@ -150,7 +150,7 @@ class UnlearningSuite(Suite):
         "memorisation_probe_gap",
         "memorisation_probe_gap_random_init",
     )
-    version = "1"
+    version = "2"
     default_models = ("zoo:zoo-160",)
     default_methods = ("pga", "md_pga", "leace", "mean_diff_projection", "gradient_ascent")
 
@@ -164,11 +164,15 @@ class UnlearningSuite(Suite):
         )
         balance: bool = Field(True, description="Subsample the larger class (seeded) so both classes are equal (chance 0.5).")
         min_per_class: int = Field(4, ge=2, description="Fewest sequences per class the labels must give.")
-        hook: Literal["resid_post", "resid_pre", "mlp_out", "attn_out"] = Field(
+        hook: Hook = Field(
             "resid_post", description="Hook kind probed (and edited by the probe-based methods) at every depth."
         )
         layers: list[int] | None = Field(None, description="Depths probed; None = every layer.")
-        pooling: Literal["mean", "last", "max"] = Field("mean", description="Pooling over positions of the frozen / LOO probe.")
+        pooling: Pooling = Field(
+            "suffix_mean", description="Pooling over positions of the frozen / LOO probe: suffix_mean (positions predicting "
+            "the suffix), last_prefix (last prompt token), mean / max (all but <eos>), last. Paper: unspecified; [RECON] "
+            "suffix_mean gave the only consistently positive LOO gap on zoo-160 (README), 'mean' before.",
+        )
         l2: float = Field(1.0, gt=0, description="L2 strength of the logistic probes (on standardised features).")
         controls: bool = Field(True, description="Baseline row: LOO controls (shuffled labels, random-init model).")
         shuffles: int = Field(3, ge=1, description="Label permutations averaged in the shuffled-label control.")

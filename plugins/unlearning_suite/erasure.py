@@ -140,7 +140,7 @@ def fit_probe_edits(
         used: list[Any] = []
         out.edits[point] = []
         for _ in range(rounds):
-            x = pooled_activations(model, tokens, [point], pooling, edits=out.functions())[0]
+            x = pooled_activations(model, tokens, [point], pooling, edits=out.functions(), prefix_len=forget.prefix_len)[0]
             new = []
             for _ in range(directions):
                 xr = x - (x @ torch.stack(used + new).T) @ torch.stack(used + new) if used + new else x
@@ -157,7 +157,7 @@ def fit_mean_diff(model: Any, forget: UnlearningData, *, hook: str, layers: list
     tokens, y = forget.tensor(), torch.tensor(forget.labels)
     out = HookEdits(id=ident)
     for point in hook_points(model, hook, layers):
-        x = pooled_activations(model, tokens, [point], pooling, edits=out.functions())[0]
+        x = pooled_activations(model, tokens, [point], pooling, edits=out.functions(), prefix_len=forget.prefix_len)[0]
         d = x[y == 1].mean(0) - x[y == 0].mean(0)
         d = (d / d.norm().clamp_min(1e-12)).unsqueeze(0)
         out.edits[point] = [AffineEdit(U=d, V=d.clone(), t=(x.mean(0) @ d.T))]
@@ -193,7 +193,7 @@ def fit_leace(model: Any, forget: UnlearningData, *, hook: str, layers: list[int
     tokens, y = forget.tensor(), torch.tensor(forget.labels)
     out = HookEdits(id=ident)
     for point in hook_points(model, hook, layers):
-        x = pooled_activations(model, tokens, [point], pooling, edits=out.functions())[0]
+        x = pooled_activations(model, tokens, [point], pooling, edits=out.functions(), prefix_len=forget.prefix_len)[0]
         out.edits[point] = [leace_edit(x, y)]
     return out
 

@@ -16,7 +16,7 @@ def _standardise(x: Any, mask: Any) -> tuple[Any, Any]:
 
 
 def fit_logistic(x: Any, y: Any, mask: Any | None = None, l2: float = 1.0, iters: int = 25) -> tuple[Any, Any, Any, Any]:
-    """Fit ``folds`` L2-logistic probes at once on standardised features.
+    """Fit ``folds`` L2-logistic probes at once on standardised features (Newton, at most ``iters`` steps).
 
     x: [n, d]; y: [n] (0/1); mask: [f, n] bool (rows each fold trains on; default: one fold, all rows).
     Returns (weights [f, d], bias [f], mean [f, 1, d], std [f, 1, d]) of the standardised problem.
@@ -38,7 +38,10 @@ def fit_logistic(x: Any, y: Any, mask: Any | None = None, l2: float = 1.0, iters
         p = torch.sigmoid((z * theta.unsqueeze(1)).sum(-1))
         g = ((p - y) * m).unsqueeze(-1).mul(z).sum(1) + reg * theta
         h = torch.einsum("fn,fni,fnj->fij", p * (1 - p) * m, z, z) + torch.diag(reg)
-        theta = theta - torch.linalg.solve(h, g.unsqueeze(-1)).squeeze(-1)
+        step = torch.linalg.solve(h, g.unsqueeze(-1)).squeeze(-1)
+        theta = theta - step
+        if float(step.abs().max()) < 1e-10:  # converged (Newton on a strongly convex loss: ~8 steps)
+            break
     return theta[:, :-1], theta[:, -1], mu, sd
 
 
@@ -99,13 +102,15 @@ def mlp_kfold_accuracy(x: Any, y: Any, k: int = 5, seed: int = 0, hidden: int = 
     return hits / len(y)
 
 
-#: The re-fitted attacker's six probe variants: (name, pooling, kind, l2).
+#: The re-fitted attacker's seven probe variants: (name, pooling, kind, l2). The paper names six
+#: variants (not which); ``logreg_suffix_mean`` (positions predicting the suffix) is our addition.
 ATTACKERS: tuple[tuple[str, str, str, float], ...] = (
     ("logreg_mean", "mean", "logreg", 1.0),
     ("logreg_mean_weak_l2", "mean", "logreg", 1e-2),
     ("logreg_mean_strong_l2", "mean", "logreg", 100.0),
     ("logreg_last", "last", "logreg", 1.0),
     ("logreg_max", "max", "logreg", 1.0),
+    ("logreg_suffix_mean", "suffix_mean", "logreg", 1.0),
     ("mlp_mean", "mean", "mlp", 0.0),
 )
 

@@ -62,11 +62,13 @@ def random_init_copy(loaded: Any, seed: int) -> Any:
     return AutoModelForCausalLM.from_config(loaded.model.config).to(loaded.model.device).eval()
 
 
-def loo_profile(model: Any, tokens: Any, y: Any, points: list[str], pooling: str, l2: float, shuffles: int, seed: int) -> dict[str, list[float]]:
+def loo_profile(
+    model: Any, tokens: Any, y: Any, points: list[str], pooling: str, l2: float, shuffles: int, seed: int, prefix_len: int,
+) -> dict[str, list[float]]:
     """Per depth: LOO accuracy with the true labels and, averaged over ``shuffles`` permutations, with shuffled ones."""
     import torch
 
-    x = pooled_activations(model, tokens, points, pooling)
+    x = pooled_activations(model, tokens, points, pooling, prefix_len=prefix_len)
     g = torch.Generator().manual_seed(seed)
     perms = [y[torch.randperm(len(y), generator=g)] for _ in range(shuffles)]
     return {
@@ -105,7 +107,7 @@ def shared(cfg: Any, cell: Any) -> dict[str, Any]:
     forget, fit_ret, eval_ret, info = build_data(cfg, loaded, cell.seed)
     points = hook_points(loaded, cfg.hook, cfg.layers)
     tokens, y = forget.tensor(), torch.tensor(forget.labels)
-    x = pooled_activations(loaded, tokens, points, cfg.pooling)
+    x = pooled_activations(loaded, tokens, points, cfg.pooling, prefix_len=cfg.prefix_len)
     frozen = [fit_logistic(x[i], y, l2=cfg.l2) for i in range(len(points))]
     s = {"forget": forget, "retain": fit_ret, "eval_retain": eval_ret, "info": info, "points": points, "frozen": frozen}
     s["base_lm_eval"] = lm_eval_scores(cfg, loaded, None, cell.seed) if cfg.tasks else {}
@@ -128,13 +130,13 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     details["fit_seconds"] = round(time.perf_counter() - t0, 2)
     ctx = intervention.apply(loaded) if intervention is not None else contextlib.nullcontext()
     with ctx:
-        x = {p: pooled_activations(loaded, tokens, points, p) for p in {a[1] for a in ATTACKERS} | {cfg.pooling}}
+        x = {p: pooled_activations(loaded, tokens, points, p, prefix_len=cfg.prefix_len) for p in {a[1] for a in ATTACKERS} | {cfg.pooling}}
         frozen = [float(((predict(s["frozen"][i], x[cfg.pooling][i])[0] > 0) == y.bool()).double().mean()) for i in range(len(points))]
         attack = {
             name: [attacker_accuracy(x[pool][i], y, kind, l2, cell.seed) for i in range(len(points))]
             for name, pool, kind, l2 in ATTACKERS
         }
-        loo = loo_profile(loaded, tokens, y, points, cfg.pooling, cfg.l2, 0, cell.seed)["acc"]
+        loo = loo_profile(loaded, tokens, y, points, cfg.pooling, cfg.l2, 0, cell.seed, cfg.prefix_len)["acc"]
         mem = forget.subset(1).tensor()
         recall = sum(k_extractable(loaded.model, mem, cfg.prefix_len)) / len(mem)
         ppl = perplexity(loaded, s["eval_retain"])
@@ -158,8 +160,8 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         details["lm_eval_acc"] = lm
         details["lm_eval_acc_baseline"] = s["base_lm_eval"]
     if cell.method is None and cfg.controls:
-        trained = loo_profile(loaded, tokens, y, points, cfg.pooling, cfg.l2, cfg.shuffles, cell.seed)
-        rand = loo_profile(random_init_copy(loaded, cell.seed), tokens, y, points, cfg.pooling, cfg.l2, cfg.shuffles, cell.seed)
+        trained = loo_profile(loaded, tokens, y, points, cfg.pooling, cfg.l2, cfg.shuffles, cell.seed, cfg.prefix_len)
+        rand = loo_profile(random_init_copy(loaded, cell.seed), tokens, y, points, cfg.pooling, cfg.l2, cfg.shuffles, cell.seed, cfg.prefix_len)
         details["loo"] = {"trained": trained, "random_init": rand}
         for i in range(len(points)):
             out.append(reg("memorisation_probe_gap").value(trained["acc"][i] - trained["shuffled"][i], key=f"depth{i}", n=n))
