@@ -38,7 +38,9 @@ def fit_logistic(x: Any, y: Any, mask: Any | None = None, l2: float = 1.0, iters
         p = torch.sigmoid((z * theta.unsqueeze(1)).sum(-1))
         g = ((p - y) * m).unsqueeze(-1).mul(z).sum(1) + reg * theta
         h = torch.einsum("fn,fni,fnj->fij", p * (1 - p) * m, z, z) + torch.diag(reg)
-        step = torch.linalg.solve(h, g.unsqueeze(-1)).squeeze(-1)
+        # One small solve per fold: a batched CPU solve runs MKL's LU inside torch's parallel_for (nested
+        # OpenMP), which can spin for minutes and print "Parameter 6 was incorrect on entry to DLASWP".
+        step = torch.stack([torch.linalg.solve(h[i], g[i]) for i in range(f)])
         theta = theta - step
         if float(step.abs().max()) < 1e-10:  # converged (Newton on a strongly convex loss: ~8 steps)
             break
