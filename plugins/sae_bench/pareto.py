@@ -45,7 +45,7 @@ def points_from_records(records: list[Any]) -> list[Point]:
                 continue
             pts.append(Point(rec.cell.model, rec.label, f"{field}={p['value']}", p["l0"],
                              {k: p[k] for k, _, _ in SCORES}, True))
-    return pts
+    return sorted(pts, key=lambda p: (p.model, p.row, p.l0))
 
 
 def frontier(points: list[Point], score: str) -> set[int]:
