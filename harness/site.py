@@ -149,6 +149,17 @@ def _copy_summary_plots(suite: str, summary_dir: Path, out: Path) -> dict[str, s
     return plots
 
 
+def _remove_stale_plots(plots_dir: Path, boards: dict[str, LeaderboardDoc], pages: set[str]) -> None:
+    """Delete plots of the rebuilt suites that no page shows any more (e.g. artifacts of replaced
+    records). A file belongs to the longest page name it starts with (``hallucination_detection_x``
+    is not ``hallucination``'s), so other suites' plots are kept."""
+    shown = {Path(p).name for b in boards.values() for p in (b.plots or {}).values()}
+    for f in plots_dir.iterdir():
+        owners = [n for n in pages if f.name.startswith(f"{n}_")]
+        if owners and max(owners, key=len) in boards and f.name not in shown:
+            f.unlink()
+
+
 def build_site(boards: dict[str, LeaderboardDoc], site_dir: Path, store: Store | None = None,
                summary_root: Path | None = None) -> Path:
     """Write ``index.html`` and ``<suite>.html`` (plus plots) into ``site_dir``; returns index.html.
@@ -186,6 +197,7 @@ def build_site(boards: dict[str, LeaderboardDoc], site_dir: Path, store: Store |
         atomic_write_text(site_dir / f"{s}.html", _page(f"harness: {s}", body, nav))
         index_parts.append(f'<h2><a href="{escape(s, quote=True)}.html">{escape(s)}</a></h2>'
                            f"<p>{escape(board.description)}</p>{suite_table(board)}")
+    _remove_stale_plots(plots_dir, boards, {p.stem for p in site_dir.glob("*.html")} | set(suites))
     if not suites:
         index_parts.append("<p>No results yet: run <code>harness run</code>.</p>")
     index = site_dir / "index.html"

@@ -68,6 +68,20 @@ def test_json_validates_against_published_schema(finished_store, toy_registries)
     assert doc["plots"] and (spec.leaderboard_dir / "site" / doc["plots"][next(iter(doc["plots"]))]).exists()
 
 
+def test_site_drops_stale_plots_of_rebuilt_suites_only(finished_store, toy_registries):
+    store, spec = finished_store
+    plots = spec.leaderboard_dir / "site" / "plots"
+    plots.mkdir(parents=True)
+    (plots / "toy_suite_0123456789_old_artifact.png").write_bytes(b"x")  # a replaced record's artifact
+    (plots / "toy_suite_extra_keep.png").write_bytes(b"x")  # belongs to another suite's page
+    (spec.leaderboard_dir / "site" / "toy_suite_extra.html").write_text("<html></html>")
+    build_leaderboards(store, spec.leaderboard_dir, toy_registries)
+    assert not (plots / "toy_suite_0123456789_old_artifact.png").exists()
+    assert (plots / "toy_suite_extra_keep.png").exists()
+    doc = json.loads((spec.leaderboard_dir / "toy_suite.json").read_text())
+    assert all((spec.leaderboard_dir / "site" / p).exists() for p in doc["plots"].values())
+
+
 def test_site_escapes_plugin_text(toy_registries, tmp_path, monkeypatch):
     monkeypatch.setattr(ToySuite, "description", "<script>window.pwned=1</script>")
     store = Store(tmp_path / "out")
