@@ -6,10 +6,7 @@ A thin subclass of ``harness_plugins.unlearning_suite.methods.HookEditMethod``; 
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness import hookimpl
-from harness.protocols import Intervention
 from harness_plugins.unlearning_suite.methods import HookEditConfig, HookEditMethod
 
 
@@ -21,11 +18,7 @@ class Leace(HookEditMethod):
     class Config(HookEditConfig):
         pass  # own class so the schema title stays "Config"
 
-    def fit_edits(self, model: Any, forget: Any, *, ident: str) -> Intervention:
-        from harness_plugins.unlearning_suite.erasure import fit_leace
-
-        c = self.config
-        return fit_leace(model, forget, hook=c.hook, layers=c.layers, pooling=c.pooling, ident=ident)
+    erase_fn = "fit_leace"
 
 
 @hookimpl

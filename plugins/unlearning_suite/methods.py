@@ -9,8 +9,7 @@ so importing a plugin stays light).
 
 from __future__ import annotations
 
-from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -39,18 +38,24 @@ class ProbeEditConfig(HookEditConfig):
 
 class HookEditMethod(UnlearningMethod):
     """Base of the closed-form per-depth edits: ``fit`` hashes the inputs into a stable id and
-    calls :meth:`fit_edits`, which subclasses implement with a function of :mod:`.erasure`."""
+    calls :meth:`fit_edits`, by default the function ``erase_fn`` of :mod:`.erasure` (e.g.
+    ``fit_leace``) with the config's hook, layers and pooling."""
 
     Config = HookEditConfig
+    #: Name of the :mod:`.erasure` function fitting the edit (closed-form methods set it).
+    erase_fn: ClassVar[str]
 
     def fit(self, model: Any, forget: Any, retain: Any, *, seed: int) -> Intervention:
         from .erasure import stable_id
 
         return self.fit_edits(model, forget, ident=stable_id(self.name, self.config, seed, forget, model))
 
-    @abstractmethod
     def fit_edits(self, model: Any, forget: Any, *, ident: str) -> Intervention:
         """The edit fitted on ``forget`` (labels 1 = erase), with the given stable ``ident``."""
+        from . import erasure
+
+        c = self.config
+        return getattr(erasure, self.erase_fn)(model, forget, hook=c.hook, layers=c.layers, pooling=c.pooling, ident=ident)
 
 
 class ProbeEditMethod(HookEditMethod):
