@@ -8,6 +8,7 @@ so the metric plugins and the tests share one implementation.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -86,87 +87,63 @@ def dense_fraction(density: torch.Tensor, threshold: float) -> float:
 
 
 class ReconstructionAccumulator:
-    """Streaming sums for the reconstruction metrics (exactly the functions above, in one pass).
+    """Per-token statistics of the reconstruction metrics (exactly the functions above, in one pass).
 
-    The explained variances need mean(x) over the whole set, so the per-token terms are
-    expanded: ||x_t - m||^2 = ||x_t||^2 - 2 x_t.m + ||m||^2. Tokens are kept as float64 sums.
+    Tokens are grouped by context (``ctx``; all in context 0 when not given): :meth:`per_context`
+    sums every statistic per context, :meth:`results` reads the point values off the total of
+    those sums (:func:`metrics_from_sums`), and :func:`bootstrap_stderr` re-weights the contexts.
+    The explained variances need mean(x) over the whole set, so tokens are kept (float64).
     """
 
     def __init__(self) -> None:
         self.n = 0
-        self.sums: dict[str, torch.Tensor | float] = {}
         self.fire: torch.Tensor | None = None
-        self._per_token_resid: list[torch.Tensor] = []
-        self._x_for_var: list[torch.Tensor] = []
-        self._ctx: list[torch.Tensor] = []
         #: Number of contexts seen (contexts without kept tokens included), set by the caller.
         self.contexts = 0
-        self._tok: dict[str, list[torch.Tensor]] = {"l0": [], "cos": [], "ratio": []}
+        self._x: list[torch.Tensor] = []
+        self._tok: dict[str, list[torch.Tensor]] = {"ctx": [], "l0": [], "sq_err": [], "cos": [], "ratio": []}
 
     def add(self, x: torch.Tensor, x_hat: torch.Tensor, f: torch.Tensor, ctx: torch.Tensor | None = None) -> None:
         """Add tokens; ``ctx`` [n] (optional) names each token's context for :meth:`per_context`."""
         x, x_hat = _f64(x), _f64(x_hat)
-        if ctx is not None:
-            self._ctx.append(ctx.long().cpu())
-            self._tok["l0"].append((f != 0).sum(-1).double().cpu())
-            self._tok["cos"].append(torch.nn.functional.cosine_similarity(x, x_hat, dim=-1, eps=1e-12).cpu())
-            self._tok["ratio"].append((x_hat.norm(dim=-1) / x.norm(dim=-1).clamp_min(1e-12)).cpu())
         fire = (f != 0).sum(0).double().cpu()
         self.fire = fire if self.fire is None else self.fire + fire
-        s = self.sums
-        for key, val in (
-            ("l0", (f != 0).sum(-1).double().sum()),
-            ("sq_err", (x - x_hat).pow(2).sum()),
-            ("cos", torch.nn.functional.cosine_similarity(x, x_hat, dim=-1, eps=1e-12).sum()),
-            ("ratio", (x_hat.norm(dim=-1) / x.norm(dim=-1).clamp_min(1e-12)).sum()),
-            ("x_sum", x.sum(0)),
-            ("x_sq", x.pow(2).sum()),
-        ):
-            s[key] = s[key] + val.cpu() if key in s else val.cpu()
-        self._per_token_resid.append((x - x_hat).pow(2).sum(-1).cpu())
-        self._x_for_var.append(x.cpu())
+        t = self._tok
+        t["ctx"].append(torch.zeros(x.shape[0], dtype=torch.long) if ctx is None else ctx.long().cpu())
+        t["l0"].append((f != 0).sum(-1).double().cpu())
+        t["sq_err"].append((x - x_hat).pow(2).sum(-1).cpu())
+        t["cos"].append(torch.nn.functional.cosine_similarity(x, x_hat, dim=-1, eps=1e-12).cpu())
+        t["ratio"].append((x_hat.norm(dim=-1) / x.norm(dim=-1).clamp_min(1e-12)).cpu())
+        self._x.append(x.cpu())
         self.n += x.shape[0]
-
-    def results(self) -> dict[str, float]:
-        n, s = self.n, self.sums
-        x = torch.cat(self._x_for_var)
-        mean = s["x_sum"] / n
-        tot_tok = (x - mean).pow(2).sum(-1).clamp_min(1e-12)
-        resid_tok = torch.cat(self._per_token_resid)
-        d = x.shape[1]
-        total = float(s["x_sq"] - n * mean.pow(2).sum())
-        density = self.fire / n
-        return {
-            "l0": float(s["l0"] / n),
-            "mse": float(s["sq_err"] / (n * d)),
-            "explained_variance": 1 - float(s["sq_err"]) / total,
-            "explained_variance_saebench": float((1 - resid_tok / tot_tok).mean()),
-            "cossim": float(s["cos"] / n),
-            "l2_ratio": float(s["ratio"] / n),
-            "n_tokens": n,
-            "density": density,
-            "per_context": self.per_context() if self._ctx else None,
-        }
 
     def per_context(self) -> dict[str, torch.Tensor]:
         """Per-context sums [C, ...] of every token statistic (contexts as given to :meth:`add`).
 
         ``evs`` is the per-token SAEBench explained variance around the mean of ALL tokens, so the
-        bootstrap below re-weights contexts while that mean stays fixed.
+        bootstrap re-weights contexts while that mean stays fixed.
         """
-        if not self._ctx or sum(map(len, self._ctx)) != self.n:
-            raise ValueError("per-context statistics need a context index for every added token (add(..., ctx=))")
-        ctx = torch.cat(self._ctx)
+        tok = {k: torch.cat(v) for k, v in self._tok.items()}
+        ctx = tok.pop("ctx")
         c = max(int(ctx.max()) + 1, self.contexts)
-        x = torch.cat(self._x_for_var)
-        resid = torch.cat(self._per_token_resid)
-        mean = x.mean(0)
-        evs = 1 - resid / (x - mean).pow(2).sum(-1).clamp_min(1e-12)
-        out = {"n": torch.ones_like(resid), "sq_err": resid, "x_sq": x.pow(2).sum(-1), "evs": evs}
-        out.update({k: torch.cat(v) for k, v in self._tok.items()})
-        sums = {k: torch.zeros(c, dtype=torch.float64).index_add_(0, ctx, v.double()) for k, v in out.items()}
+        x = torch.cat(self._x)
+        tok["evs"] = 1 - tok["sq_err"] / (x - x.mean(0)).pow(2).sum(-1).clamp_min(1e-12)
+        tok["n"] = torch.ones(x.shape[0], dtype=torch.float64)
+        tok["x_sq"] = x.pow(2).sum(-1)
+        sums = {k: torch.zeros(c, dtype=torch.float64).index_add_(0, ctx, v.double()) for k, v in tok.items()}
         sums["x_sum"] = torch.zeros(c, x.shape[1], dtype=torch.float64).index_add_(0, ctx, x)
         return sums
+
+    def results(self) -> dict[str, Any]:
+        per_context = self.per_context()
+        total = {k: v.sum(0, keepdim=True) for k, v in per_context.items()}
+        if float(total["x_sq"][0] - total["x_sum"].pow(2).sum() / self.n) <= 0:
+            raise ValueError("explained variance is undefined for constant activations")
+        point = metrics_from_sums(total)
+        keys = ("l0", "mse", "explained_variance", "explained_variance_saebench", "cossim", "l2_ratio")
+        return {k: float(point[k][0]) for k in keys} | {
+            "n_tokens": self.n, "density": self.fire / self.n, "per_context": per_context
+        }
 
 
 def metrics_from_sums(s: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

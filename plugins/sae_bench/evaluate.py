@@ -32,9 +32,9 @@ class SpliceResult:
 
 
 class _Sums:
+    """Per-context (row) sums of next-token CE and KL; the means are their totals / predictions."""
+
     def __init__(self) -> None:
-        self.ce = {"clean": 0.0, "sae": 0.0, "zero": 0.0}
-        self.kl = {"sae": 0.0, "zero": 0.0}
         self.n = 0
         self.rows: dict[str, list[torch.Tensor]] = {}
 
@@ -42,10 +42,10 @@ class _Sums:
         self.rows.setdefault(name, []).append(per_row.double().cpu())
 
     def result(self) -> SpliceResult:
-        n = max(self.n, 1)
+        rows = {k: torch.cat(v) for k, v in self.rows.items()}
+        mean = {k: float(v.sum()) / max(self.n, 1) for k, v in rows.items()}
         return SpliceResult(
-            self.ce["clean"] / n, self.ce["sae"] / n, self.ce["zero"] / n, self.kl["sae"] / n, self.kl["zero"] / n, self.n,
-            per_context={k: torch.cat(v) for k, v in self.rows.items()},
+            mean["ce_clean"], mean["ce_sae"], mean["ce_zero"], mean["kl_sae"], mean["kl_zero"], self.n, per_context=rows
         )
 
 
@@ -116,11 +116,9 @@ def evaluate_sae(
         for name, logits in (("clean", clean), ("sae", with_sae), ("zero", zero)):
             logp = F.log_softmax(logits[:, :-1], -1)
             nll = -logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
-            sums.ce[name] += float(nll[valid].double().sum())
             sums.add_rows(f"ce_{name}", (nll.double() * valid).sum(1))
             if name != "clean":
                 kl = (logp_clean.exp() * (logp_clean - logp)).sum(-1)
-                sums.kl[name] += float(kl[valid].double().sum())
                 sums.add_rows(f"kl_{name}", (kl.double() * valid).sum(1))
         sums.n += n
     acc.contexts = offset
