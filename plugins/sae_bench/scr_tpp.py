@@ -84,16 +84,22 @@ def fit_probe(x: np.ndarray, y: np.ndarray, seed: int, C: float = 1.0) -> Probe:
     return Probe(clf.coef_[0].astype(np.float64), float(clf.intercept_[0]))
 
 
-def decoder_rows(sae: Any) -> np.ndarray:
-    """[d_sae, d_in]: what each latent adds to the reconstruction (decode(e_k) - decode(0))."""
+def decoder_rows(sae: Any, chunk: int = 2048) -> np.ndarray:
+    """[d_sae, d_in]: what each latent adds to the reconstruction (decode(e_k) - decode(0)), decoded
+    ``chunk`` latents at a time (a full identity would be d_sae^2 floats: 1 GiB at d_sae = 16384)."""
     import torch
 
     with torch.no_grad():
         p = next(sae.parameters())
         d_sae = int(getattr(sae, "d_sae", 0) or sae.W_dec.shape[0])
-        eye = torch.eye(d_sae, dtype=p.dtype, device=p.device)
-        rows = sae.decode(eye) - sae.decode(torch.zeros(1, d_sae, dtype=p.dtype, device=p.device))
-    return rows.double().cpu().numpy()
+        base = sae.decode(torch.zeros(1, d_sae, dtype=p.dtype, device=p.device))
+        rows = []
+        for s in range(0, d_sae, chunk):
+            e = min(d_sae, s + chunk)
+            one_hot = torch.zeros(e - s, d_sae, dtype=p.dtype, device=p.device)
+            one_hot[torch.arange(e - s), torch.arange(s, e)] = 1
+            rows.append((sae.decode(one_hot) - base).double().cpu())
+    return torch.cat(rows).numpy()
 
 
 def ablate(x: np.ndarray, f: np.ndarray, rows: np.ndarray, latents: Sequence[int]) -> np.ndarray:
