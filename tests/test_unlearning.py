@@ -67,6 +67,31 @@ def test_loo_accuracy_separable_and_shuffled():
     assert loo_accuracy(x, perm) < 0.75
 
 
+def test_gap_statistics_hand_computed():
+    from harness_plugins.unlearning_suite.run import gap_statistics
+
+    gap, se, p = gap_statistics(0.9, [0.4, 0.6, 0.5, 0.5])
+    assert gap == pytest.approx(0.4)
+    sd = (sum((v - 0.5) ** 2 for v in (0.4, 0.6, 0.5, 0.5)) / 3) ** 0.5
+    assert se == pytest.approx(sd * (1 + 1 / 4) ** 0.5)
+    assert p == pytest.approx(1 / 5)  # no permutation reaches 0.9: the floor 1 / (1 + S)
+    assert gap_statistics(0.5, [0.4, 0.6, 0.5, 0.5])[2] == pytest.approx(4 / 5)  # 0.6, 0.5, 0.5 >= 0.5
+
+
+def test_loo_profile_gap_on_separable_and_null_features(monkeypatch):
+    import harness_plugins.unlearning_suite.run as run
+
+    x, y = separable(n=40, d=8)
+    fake = {"p0": x, "p1": torch.randn(40, 8, generator=torch.Generator().manual_seed(3))}
+    monkeypatch.setattr(run, "pooled_activations", lambda model, tokens, points, *a, **k: torch.stack([fake[p] for p in points]))
+    prof = run.loo_profile(None, None, y, ["p0", "p1"], "mean", 1.0, 19, 0, 1)
+    assert [len(v) for v in prof["null"]] == [19, 19]
+    gap, se, p = run.gap_statistics(prof["acc"][0], prof["null"][0])
+    assert gap > 0.3 and p == pytest.approx(1 / 20) and se > 0
+    gap, se, p = run.gap_statistics(prof["acc"][1], prof["null"][1])
+    assert abs(gap) < 2.5 * se and p > 0.05  # pure noise: within the permutation spread
+
+
 @pytest.fixture(scope="module")
 def zoo32():
     from harness.models import load_model

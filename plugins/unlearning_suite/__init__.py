@@ -120,6 +120,18 @@ class ProbeGap(_Passthrough):
     unit = "acc"
 
 
+class ProbeGapP(_Passthrough):
+    name = "memorisation_probe_gap_p"
+    description = (
+        "Permutation p-value of the LOO probe accuracy per depth: (1 + permutations scoring >= the true labels) / "
+        "(1 + permutations); its floor is 1 / (1 + shuffles). Small = the gap is unlikely without a signal."
+    )
+    paper = PAPER
+    higher_is_better = False
+    scope = "model"
+    unit = "p"
+
+
 class ProbeGapRandomInit(_Passthrough):
     name = "memorisation_probe_gap_random_init"
     description = (
@@ -148,9 +160,10 @@ class UnlearningSuite(Suite):
         "unlearning_lm_eval_delta",
         "loo_cross_sequence_probe",
         "memorisation_probe_gap",
+        "memorisation_probe_gap_p",
         "memorisation_probe_gap_random_init",
     )
-    version = "2"
+    version = "3"
     default_models = ("zoo:zoo-160",)
     default_methods = ("pga", "md_pga", "leace", "mean_diff_projection", "gradient_ascent")
 
@@ -175,7 +188,11 @@ class UnlearningSuite(Suite):
         )
         l2: float = Field(1.0, gt=0, description="L2 strength of the logistic probes (on standardised features).")
         controls: bool = Field(True, description="Baseline row: LOO controls (shuffled labels, random-init model).")
-        shuffles: int = Field(3, ge=1, description="Label permutations averaged in the shuffled-label control.")
+        shuffles: int = Field(
+            10, ge=2, description="Label permutations of the shuffled-label control: their mean is subtracted from the LOO "
+            "accuracy (the gap), their spread gives the gap's stderr and the permutation p-value (floor 1/(1+shuffles); "
+            "use >= 99 for a test at 0.01).",
+        )
         retain_sequences: int = Field(32, ge=2, description="Ordinary-text sequences for fitting (and as many for perplexity).")
         tasks: list[str] = Field(ZOO_TASKS, description="lm-eval tasks of the capability check ([] = skip it).")
         lm_eval_limit: int | None = Field(
@@ -190,7 +207,7 @@ class UnlearningSuite(Suite):
 
 @hookimpl
 def register_metrics(register):
-    for m in (FrozenProbeAcc, RefitProbeAcc, Recall, RetainPerplexity, LmEvalDelta, LooProbe, ProbeGap, ProbeGapRandomInit):
+    for m in (FrozenProbeAcc, RefitProbeAcc, Recall, RetainPerplexity, LmEvalDelta, LooProbe, ProbeGap, ProbeGapP, ProbeGapRandomInit):
         register(m)
 
 

@@ -65,16 +65,32 @@ def random_init_copy(loaded: Any, seed: int) -> Any:
 def loo_profile(
     model: Any, tokens: Any, y: Any, points: list[str], pooling: str, l2: float, shuffles: int, seed: int, prefix_len: int,
 ) -> dict[str, list[float]]:
-    """Per depth: LOO accuracy with the true labels and, averaged over ``shuffles`` permutations, with shuffled ones."""
+    """Per depth: LOO accuracy with the true labels (``acc``) and with ``shuffles`` label permutations
+    (``null``: every permuted accuracy; ``shuffled``: their mean)."""
     import torch
 
     x = pooled_activations(model, tokens, points, pooling, prefix_len=prefix_len)
     g = torch.Generator().manual_seed(seed)
     perms = [y[torch.randperm(len(y), generator=g)] for _ in range(shuffles)]
+    null = [[loo_accuracy(x[i], p, l2) for p in perms] for i in range(len(points))]
     return {
         "acc": [loo_accuracy(x[i], y, l2) for i in range(len(points))],
-        "shuffled": [sum(loo_accuracy(x[i], p, l2) for p in perms) / max(1, shuffles) for i in range(len(points))],
+        "null": null,
+        "shuffled": [sum(v) / max(1, shuffles) for v in null],
     }
+
+
+def gap_statistics(acc: float, null: list[float]) -> tuple[float, float | None, float]:
+    """``(gap, stderr, p)`` of a LOO accuracy against its label-permutation null.
+
+    gap = acc - mean(null); stderr = sd(null) * sqrt(1 + 1/S), the noise of one LOO accuracy
+    without signal plus that of the mean of S permutations (None when S < 2); p = the
+    permutation p-value (1 + #{null >= acc}) / (1 + S), at least 1 / (1 + S)."""
+    s = len(null)
+    mean = sum(null) / s
+    sd = (sum((v - mean) ** 2 for v in null) / (s - 1)) ** 0.5 if s > 1 else None
+    stderr = sd * (1 + 1 / s) ** 0.5 if sd is not None else None
+    return acc - mean, stderr, (1 + sum(v >= acc for v in null)) / (1 + s)
 
 
 def perplexity(model: Any, data: UnlearningData) -> float:
@@ -164,8 +180,11 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         rand = loo_profile(random_init_copy(loaded, cell.seed), tokens, y, points, cfg.pooling, cfg.l2, cfg.shuffles, cell.seed, cfg.prefix_len)
         details["loo"] = {"trained": trained, "random_init": rand}
         for i in range(len(points)):
-            out.append(reg("memorisation_probe_gap").value(trained["acc"][i] - trained["shuffled"][i], key=f"depth{i}", n=n))
-            out.append(reg("memorisation_probe_gap_random_init").value(rand["acc"][i] - rand["shuffled"][i], key=f"depth{i}", n=n))
+            gap, se, p = gap_statistics(trained["acc"][i], trained["null"][i])
+            out.append(reg("memorisation_probe_gap").value(gap, key=f"depth{i}", n=n, stderr=se))
+            out.append(reg("memorisation_probe_gap_p").value(p, key=f"depth{i}", n=cfg.shuffles))
+            gap, se, _ = gap_statistics(rand["acc"][i], rand["null"][i])
+            out.append(reg("memorisation_probe_gap_random_init").value(gap, key=f"depth{i}", n=n, stderr=se))
         details["loo_trained_minus_random_init"] = [a - b for a, b in zip(trained["acc"], rand["acc"])]
     details["frozen_per_depth"] = frozen
     details["attacker_per_depth"] = attack
