@@ -61,18 +61,17 @@ def _report(name: str, model: Any, tokens: Any, y: Any, prefix_len: int, pooling
 
 
 def _random_init(model: Any, seed: int) -> Any:
-    import torch
-    from transformers import AutoModelForCausalLM
+    from harness_plugins.unlearning_suite.run import random_init_copy
 
-    torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(model.model.config).eval()
+    return random_init_copy(model, seed)
 
 
-def _balance(labels: list[bool], rng: random.Random, negatives: list[int] | None = None) -> list[int]:
-    pos = [i for i, e in enumerate(labels) if e]
-    neg = negatives if negatives is not None else [i for i, e in enumerate(labels) if not e]
-    n = min(len(pos), len(neg))
-    return sorted(rng.sample(pos, n) + rng.sample(neg, n))
+def _balance(labels: list[bool], seed: int, negatives: list[int] | None = None) -> list[int]:
+    from harness_plugins.unlearning_suite.data import balanced_indices
+
+    pos, neg = balanced_indices([i for i, e in enumerate(labels) if e],
+                                negatives if negatives is not None else [i for i, e in enumerate(labels) if not e], seed)
+    return pos + neg
 
 
 def test_windows(model: Any, args: argparse.Namespace) -> tuple[str, list[list[str]]]:
@@ -116,7 +115,7 @@ def test_facts(model: Any, args: argparse.Namespace) -> tuple[str, list[list[str
     sel = [(p, a) for f, p, a in items if (f.relation, len(p), len(a)) == (rel, lp, la)]
     tokens = torch.tensor([[tok.eos_token_id, *p, *a] for p, a in sel])
     labels = k_extractable(model.model, tokens, lp)
-    keep = _balance(labels, random.Random(args.seed))
+    keep = _balance(labels, args.seed)
     tokens, y = tokens[keep], torch.tensor([labels[i] for i in keep]).long()
     acc = lambda x, yy: probes.loo_accuracy(x, yy, l2=args.l2)  # noqa: E731
     rows = [_report(who, m, tokens, y, lp, "last_prefix", acc, args.shuffles)
@@ -167,7 +166,7 @@ def test_finetune(model: Any, args: argparse.Namespace) -> tuple[str, list[list[
                 is_seen.append(flag)
     tokens = torch.tensor(seqs)
     labels = k_extractable(tuned, tokens, args.prefix_len)
-    keep = _balance(labels, random.Random(args.seed), [i for i, (e, s) in enumerate(zip(labels, is_seen)) if not e and not s])
+    keep = _balance(labels, args.seed, [i for i, (e, s) in enumerate(zip(labels, is_seen)) if not e and not s])
     tokens, y = tokens[keep], torch.tensor([labels[i] for i in keep]).long()
     acc = lambda x, yy: probes.loo_accuracy(x, yy, l2=args.l2)  # noqa: E731
     rows_out = [_report(who, m, tokens, y, args.prefix_len, "suffix_mean", acc, args.shuffles)

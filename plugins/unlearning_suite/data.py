@@ -44,6 +44,16 @@ class UnlearningData:
         return UnlearningData(tuple(self.sequences[i] for i in keep), tuple(label for _ in keep), self.prefix_len)
 
 
+def balanced_indices(pos: list[int], neg: list[int], seed: int) -> tuple[list[int], list[int]]:
+    """Equal-size seeded subsamples (each sorted) of the two classes' indices."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    n = min(len(pos), len(neg))
+    return (sorted(pos[i] for i in torch.randperm(len(pos), generator=g)[:n].tolist()),
+            sorted(neg[i] for i in torch.randperm(len(neg), generator=g)[:n].tolist()))
+
+
 def zoo_sequences(tokenizer: Any, prefix_len: int, suffix_len: int, seed: int = 0) -> list[tuple[int, ...]]:
     """The zoo world's canaries and never-seen controls as ``<eos> + tokens`` cut to
     ``1 + prefix_len + suffix_len`` tokens (zoo canaries are 21-35 tokens; shorter ones are skipped)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.results import SuiteOutput
 
-from .data import UnlearningData, jsonl_sequences, k_extractable, pooled_activations, retain_sequences, zoo_sequences
+from .data import UnlearningData, balanced_indices, jsonl_sequences, k_extractable, pooled_activations, retain_sequences, zoo_sequences
 from .erasure import hook_points
 from .probes import ATTACKERS, attacker_accuracy, fit_logistic, loo_accuracy, predict
 
@@ -39,10 +39,7 @@ def build_data(cfg: Any, loaded: Any, seed: int) -> tuple[UnlearningData, Unlear
             f">= min_per_class={cfg.min_per_class}: change prefix_len/suffix_len, sequences_jsonl or min_per_class."
         )
     if cfg.balance:
-        g = torch.Generator().manual_seed(seed)
-        n = min(len(pos), len(neg))
-        pos = sorted(pos[i] for i in torch.randperm(len(pos), generator=g)[:n].tolist())
-        neg = sorted(neg[i] for i in torch.randperm(len(neg), generator=g)[:n].tolist())
+        pos, neg = balanced_indices(pos, neg, seed)
     idx = pos + neg
     forget = UnlearningData(tuple(seqs[i] for i in idx), tuple(int(mem[i]) for i in idx), cfg.prefix_len)
     length = cfg.prefix_len + cfg.suffix_len + 1
