@@ -35,12 +35,9 @@ def _group_out_accuracy(x: Any, y: Any, groups: Any, l2: float) -> float:
     """Held-out accuracy with one fold per group (the probe never trains on the tested group)."""
     import torch
 
-    from harness_plugins.unlearning_suite import probes
+    from harness_plugins.unlearning_suite.probes import masked_accuracy
 
-    masks = torch.stack([groups != g for g in groups.unique()])
-    scores = probes.predict(probes.fit_logistic(x, y, masks, l2=l2), x)
-    hits = ((scores > 0) == y.bool().unsqueeze(0)) & ~masks
-    return float(hits.sum() / (~masks).sum())
+    return masked_accuracy(x, y, torch.stack([groups != g for g in groups.unique()]), l2)
 
 
 def _report(name: str, model: Any, tokens: Any, y: Any, prefix_len: int, pooling: str, accuracy: Callable, shuffles: int) -> list[str]:

@@ -73,12 +73,17 @@ def kfold_masks(n: int, k: int, seed: int) -> Any:
     return torch.stack([fold != i for i in range(k)])
 
 
-def kfold_accuracy(x: Any, y: Any, k: int = 5, seed: int = 0, l2: float = 1.0) -> float:
-    """Held-out accuracy of freshly fitted logistic probes (k folds)."""
-    masks = kfold_masks(len(y), k, seed)
+def masked_accuracy(x: Any, y: Any, masks: Any, l2: float = 1.0) -> float:
+    """Held-out accuracy of logistic probes, one per row of ``masks`` [f, n] (True = trains on that
+    sequence), each tested on the sequences its mask leaves out; pooled over folds."""
     scores = predict(fit_logistic(x, y, masks, l2=l2), x)
     hits = ((scores > 0) == y.bool().unsqueeze(0)) & ~masks
     return float(hits.sum() / (~masks).sum())
+
+
+def kfold_accuracy(x: Any, y: Any, k: int = 5, seed: int = 0, l2: float = 1.0) -> float:
+    """Held-out accuracy of freshly fitted logistic probes (k folds)."""
+    return masked_accuracy(x, y, kfold_masks(len(y), k, seed), l2)
 
 
 def mlp_kfold_accuracy(x: Any, y: Any, k: int = 5, seed: int = 0, hidden: int = 64, steps: int = 300) -> float:
