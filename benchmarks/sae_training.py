@@ -15,8 +15,14 @@ ratios from one invocation, not absolute numbers across runs; ``--repeat N`` alt
 ours and the peer N times per configuration and keeps each side's best run (the header
 shows the load average before and after).
 
+``--tune SPEC ...`` times the sparse kernel once per :class:`harness.sae.kernels.KernelTuning`
+variant (``default`` = the device's built-in choice; else ``field=value,...``, e.g.
+``decoder=sparse,decode_backward=native`` or ``chunk_rows=4096``), one row each.
+
     python benchmarks/sae_training.py                       # full grid
     python benchmarks/sae_training.py --m 16384 --k 32 --peer-python /path/to/peer/bin/python
+    python benchmarks/sae_training.py --device cuda --batch 16384 --steps 50 --warmup 5 --precisions bf16 \
+        --tune default decoder=sparse weight_grad=sparse,decoder=sparse
 """
 
 from __future__ import annotations
@@ -39,9 +45,36 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def parse_tuning(spec: str) -> dict:
+    """``"default"`` -> {}; ``"a=1,b=x,c=none"`` -> {"a": 1, "b": "x", "c": None}."""
+    out: dict = {}
+    for part in [] if spec == "default" else spec.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise SystemExit(f"--tune: {part!r} is not field=value (fields of harness.sae.kernels.KernelTuning)")
+        out[key.strip()] = None if value == "none" else int(value) if value.isdigit() else value
+    return out
+
+
+def apply_tuning(spec: str, device: str) -> None:
+    import dataclasses
+
+    import torch
+
+    from harness.sae import kernels
+
+    kind = torch.device(device).type
+    fields = {f.name for f in dataclasses.fields(kernels.KernelTuning)}
+    changes = parse_tuning(spec)
+    if unknown := set(changes) - fields:
+        raise SystemExit(f"--tune: unknown field(s) {sorted(unknown)}; KernelTuning has {sorted(fields)}")
+    kernels.TUNING[kind] = dataclasses.replace(kernels.tuning(torch.device(device)), **changes)
+
+
 def worker(a: argparse.Namespace) -> dict:
     import torch
 
+    apply_tuning(a.tuning, a.device)
     from harness.sae.config import TrainConfig
     from harness.sae.trainer import TrainStep
     from harness.testing import registries_with
@@ -84,38 +117,42 @@ def worker(a: argparse.Namespace) -> dict:
     return {"tok_s": a.batch / dt, "ms_step": dt * 1e3, "peak_mb": peak}
 
 
-def gemm_gflops(d: int, m: int, batch: int, device: str) -> float:
-    """GFLOP/s of the plain fp32 encoder GEMM [batch, d] @ [d, m] (512-row chunks, reused output), best of 3:
-    the floor of every exact TopK step is 2 * batch * d * m FLOP at this rate."""
+def gemm_gflops(d: int, m: int, batch: int, device: str, precision: str = "fp32") -> float:
+    """GFLOP/s of the plain encoder GEMM [batch, d] @ [d, m] in the row blocks the sparse kernel uses
+    (reused output), best of several: the floor of every exact TopK step is 2 * batch * d * m FLOP at this rate."""
     import torch
 
+    from harness.sae.kernels import tuning
+
     dev = torch.device(device)
-    x, W = torch.randn(batch, d, device=dev), torch.randn(d, m, device=dev)
-    out = torch.empty(min(512, batch), m, device=dev)
+    dt = torch.bfloat16 if precision == "bf16" else torch.float32
+    x, W = torch.randn(batch, d, device=dev, dtype=dt), torch.randn(d, m, device=dev, dtype=dt)
+    rows = tuning(dev).rows(batch, m)
+    out = torch.empty(rows, m, device=dev, dtype=dt)
     best = float("inf")
-    for _ in range(4):
+    for _ in range(4 if dev.type == "cpu" else 20):
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t = time.perf_counter()
-        for s in range(0, batch, 512):
-            torch.mm(x[s : s + 512], W, out=out[: min(512, batch - s)])
+        for s in range(0, batch, rows):
+            torch.mm(x[s : s + rows], W, out=out[: min(rows, batch - s)])
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         best = min(best, time.perf_counter() - t)
     return 2 * batch * d * m / best / 1e9
 
 
-def run_ours(a: argparse.Namespace, m: int, k: int, kernel: str, prec: str) -> dict | None:
+def run_ours(a: argparse.Namespace, m: int, k: int, kernel: str, prec: str, tune: str = "default") -> dict | None:
     cmd = [sys.executable, str(HERE), "--worker", "--device", a.device, "--d", str(a.d), "--m", str(m),
            "--k", str(k), "--batch", str(a.batch), "--steps", str(a.steps), "--warmup", str(a.warmup),
-           "--kernel", kernel, "--precision", prec] + (["--bare"] if a.bare else [])
+           "--kernel", kernel, "--precision", prec, "--tuning", tune] + (["--bare"] if a.bare else [])
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
     hit = re.search(r"^RESULT (.*)$", out.stdout, re.M)
     if not hit:
         print(f"worker failed: {out.stderr[-2000:]}", file=sys.stderr)
         return None
     r = json.loads(hit.group(1))
-    print(f"  ours d_sae={m} k={k} {kernel}/{prec}: {r['tok_s']:.0f} tok/s", file=sys.stderr, flush=True)
+    print(f"  ours d_sae={m} k={k} {kernel}/{prec} [{tune}]: {r['tok_s']:.0f} tok/s", file=sys.stderr, flush=True)
     return r
 
 
@@ -148,11 +185,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="Alternate ours and the peer this many times per configuration; keep each side's best run.")
     p.add_argument("--bare", action="store_true",
                    help="No gradient clipping, no unit-norm decoder constraint: the same work as the peer's step.")
+    p.add_argument("--tune", nargs="+", default=["default"], metavar="SPEC",
+                   help="KernelTuning variants of the sparse kernel: 'default' or field=value,... (one row each).")
     p.add_argument("--json", help="Also write the rows to this JSON file.")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--kernel", default="sparse", help=argparse.SUPPRESS)
     p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    p.add_argument("--tuning", default="default", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    for spec in a.tune:
+        parse_tuning(spec)  # fail before any run
     if a.worker:
         a.m, a.k = a.m[0], a.k[0]
         print("RESULT " + json.dumps(worker(a)))
@@ -164,36 +206,38 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()[0]
     rows = []
-    gemm: dict[int, float] = {}  # d_sae -> GFLOP/s, measured once, right after the first configuration
+    gemm: dict[tuple[int, str], float] = {}  # (d_sae, precision) -> GFLOP/s, measured once per d_sae
     for m in a.m:
         for k in a.k:
-            best: dict[tuple[str, str], dict] = {}
+            best: dict[tuple[str, str, str], dict] = {}
             peer = None
             for _ in range(a.repeat):
                 for kernel in a.kernels:
                     for prec in a.precisions:
-                        r = run_ours(a, m, k, kernel, prec)
-                        if r is not None and ((kernel, prec) not in best or r["tok_s"] > best[kernel, prec]["tok_s"]):
-                            best[kernel, prec] = r
+                        for tune in a.tune if kernel == "sparse" else ["-"]:
+                            r = run_ours(a, m, k, kernel, prec, tune if kernel == "sparse" else "default")
+                            key = (kernel, prec, tune)
+                            if r is not None and (key not in best or r["tok_s"] > best[key]["tok_s"]):
+                                best[key] = r
                 p_tok = run_peer(a.peer_python, a.peer_script, a, m, k) if a.peer_python else None
                 if p_tok is not None:
                     print(f"  sparsify d_sae={m} k={k}: {p_tok:.0f} tok/s", file=sys.stderr, flush=True)
                     peer = max(peer or 0.0, p_tok)
-            ours = [{"d_in": a.d, "d_sae": m, "k": k, "kernel": kern, "precision": prec, **r}
-                    for (kern, prec), r in best.items()]
+            ours = [{"d_in": a.d, "d_sae": m, "k": k, "kernel": kern, "precision": prec, "tuning": tune, **r}
+                    for (kern, prec, tune), r in best.items()]
             for r in ours:
                 r["sparsify_tok_s"] = peer
                 r["ours/sparsify"] = r["tok_s"] / peer if peer else None
-            if m not in gemm:
-                gemm[m] = gemm_gflops(a.d, m, a.batch, a.device)
-            gf = gemm[m]
+            for prec in a.precisions:
+                if (m, prec) not in gemm:
+                    gemm[m, prec] = gemm_gflops(a.d, m, a.batch, a.device, prec)
             for r in ours:
-                r["gemm_gflops"] = gf
+                r["gemm_gflops"] = gf = gemm[m, r["precision"]]
                 r["gemm_share"] = 2 * a.batch * a.d * m / gf / 1e9 / (r["ms_step"] / 1e3)
             rows.extend(ours)
-    headers = ["d_in", "d_sae", "k", "kernel", "precision", "tok/s", "ms/step", "peak MB", "enc GEMM share",
+    headers = ["d_in", "d_sae", "k", "kernel", "precision", "tuning", "tok/s", "ms/step", "peak MB", "enc GEMM share",
                "sparsify tok/s", "ours/sparsify"]
-    table = [[r["d_in"], r["d_sae"], r["k"], r["kernel"], r["precision"], f"{r['tok_s']:.0f}", f"{r['ms_step']:.0f}",
+    table = [[r["d_in"], r["d_sae"], r["k"], r["kernel"], r["precision"], r["tuning"], f"{r['tok_s']:.0f}", f"{r['ms_step']:.0f}",
               f"{r['peak_mb']:.0f}", f"{r['gemm_share']:.0%}",
               f"{r['sparsify_tok_s']:.0f}" if r["sparsify_tok_s"] else "-",
               f"{r['ours/sparsify']:.2f}x" if r["ours/sparsify"] else "-"] for r in rows]
@@ -201,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"TopK SAE training, batch {a.batch}, device {a.device}, activations in memory, {mode}; "
           f"best of {a.repeat}, {a.steps} timed steps; load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}")
     print(tabulate(table, headers=headers))
-    print("plain fp32 encoder GEMM [batch, d_in] @ [d_in, d_sae]: "
-          + ", ".join(f"d_sae={m}: {g:.0f} GFLOP/s" for m, g in sorted(gemm.items()))
+    print("plain encoder GEMM [batch, d_in] @ [d_in, d_sae]: "
+          + ", ".join(f"d_sae={m} {prec}: {g:.0f} GFLOP/s" for (m, prec), g in sorted(gemm.items()))
           + "; enc GEMM share = time of that GEMM alone / ms/step (the floor of an exact top-k step)")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))

@@ -71,3 +71,14 @@ def test_shared_csr_pattern_is_rebuilt_when_indices_change():
     other = idx.clone()
     other[1] = 9
     torch.testing.assert_close(_sparse_t_mm(other, v, 10, dense), ref(other))
+
+
+def test_record_firing_resets_only_latents_with_an_active_entry():
+    sae = TopK.create(4, {"d_sae": 6, "k": 2}, seed=0)
+    sae.tokens_since_fired.fill_(7)
+    idx = torch.tensor([[0, 3], [3, 5], [1, 0]])
+    active = torch.tensor([[True, False], [True, False], [False, False]])  # 0 and 3 fire; 5 and 1 are zeros
+    sae.record_firing(idx, active, 3)
+    assert sae.tokens_since_fired.tolist() == [0, 10, 10, 0, 10, 10]
+    sae.update_firing(torch.tensor([2, 4]), 1)  # latent indices instead of a mask
+    assert sae.tokens_since_fired.tolist() == [1, 11, 0, 1, 0, 11]

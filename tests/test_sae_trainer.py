@@ -90,8 +90,21 @@ def test_auxk_revives_dead_latents():
     assert _revived(1 / 32) >= 5
 
 
+TUNINGS = {  # the CPU default, and the GPU-style choices forced on the CPU (300-row blocks: 4 per batch)
+    "cpu-default": {},
+    "dense-grad-native-decode": {"chunk_rows": None, "weight_grad": "dense", "decode_backward": "native"},
+    "dense-grad-blocks": {"chunk_rows": None, "chunk_elements": 64 * 300, "weight_grad": "dense"},
+    "dense-decoder": {"chunk_rows": None, "weight_grad": "dense", "decoder": "dense"},
+    "dense-decoder-blocks": {"chunk_rows": None, "chunk_elements": 64 * 300, "decoder": "dense"},
+}
+
+
+@pytest.mark.parametrize("tuning", list(TUNINGS))
 @pytest.mark.parametrize("learner", ["topk", "vsae_topk", "batchtopk"])
-def test_sparse_and_dense_kernels_agree(learner):
+def test_sparse_and_dense_kernels_agree(learner, tuning, monkeypatch):
+    from harness.sae import kernels
+
+    monkeypatch.setitem(kernels.TUNING, "cpu", kernels.KernelTuning(**TUNINGS[tuning]))
     cls = REGS["dictionary_learner"].get(learner)
     x = data(1100) * 2  # > one 512-row encoder chunk and several 256-row decoder chunks
     out = {}

@@ -103,8 +103,10 @@ class SAEBase(nn.Module):
         return self.decode(self.encode(x))
 
     def use_sparse(self, k: int) -> bool:
+        from harness.sae.kernels import tuning
+
         kernel = self.config.kernel
-        return kernel == "sparse" or (kernel == "auto" and k * 8 <= self.d_sae)
+        return kernel == "sparse" or (kernel == "auto" and k * tuning(self.W_enc.device).sparse_min_ratio <= self.d_sae)
 
     # -- training hooks -------------------------------------------------------------
     def loss(self, x: torch.Tensor, step: int, total_steps: int) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -117,7 +119,16 @@ class SAEBase(nn.Module):
     def update_firing(self, fired: torch.Tensor, n_tokens: int) -> None:
         """``fired``: bool [d_sae] (or latent indices) of latents active in this batch."""
         self.tokens_since_fired += n_tokens
-        self.tokens_since_fired[fired] = 0
+        if fired.dtype == torch.bool:
+            self.tokens_since_fired.masked_fill_(fired, 0)  # no host sync (a boolean index would sync on a GPU)
+        else:
+            self.tokens_since_fired.index_fill_(0, fired, 0)
+
+    @torch.no_grad()
+    def record_firing(self, idx: torch.Tensor, active: torch.Tensor, n_tokens: int) -> None:
+        """:meth:`update_firing` for the latents ``idx`` whose entry in ``active`` is true (same shape)."""
+        hits = torch.zeros(self.d_sae, device=idx.device).index_add_(0, idx.reshape(-1), active.reshape(-1).float())
+        self.update_firing(hits > 0, n_tokens)
 
     def dead_mask(self) -> torch.Tensor:
         return self.tokens_since_fired >= self.config.dead_tokens_threshold

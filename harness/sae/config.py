@@ -42,8 +42,9 @@ class SAEConfig(PluginConfig):
     )
     kernel: Literal["auto", "sparse", "dense"] = Field(
         "auto",
-        description="Compute path for top-k style learners: sparse (gather/embedding_bag, cost ~ k) or dense "
-        "(full [batch, d_sae] matmuls); auto picks sparse when k <= d_sae / 8.",
+        description="Compute path for top-k style learners: sparse (top-k without [batch, d_sae] autograd tensors; "
+        "the per-device tuning in harness.sae.kernels.TUNING picks gather or GEMM for each piece) or dense "
+        "(full [batch, d_sae] autograd matmuls); auto picks sparse when k <= d_sae / 8.",
     )
 
     def resolve_d_sae(self, d_in: int) -> int:

@@ -11,17 +11,64 @@ The sparse path keeps every cost but the encoder's forward matmul proportional t
   (W_dec [d_sae, d_in] is already an embedding table) with a backward that forms
   dW_dec = S^T g by one sparse-dense product (the same CSR pattern as the encoder's, built
   once per step) and dL/dvals = g . W_dec[idx] by one SDDMM (:func:`sampled_dot`).
+
+How each piece runs is chosen per device type by :data:`TUNING` (see :class:`KernelTuning`):
+on a CPU, cache-sized chunks and sparse-dense products; on a GPU, whole-batch GEMMs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-#: Rows of pre-activations computed at once in :func:`topk_encode`.
-DEFAULT_CHUNK = 512
+
+@dataclasses.dataclass
+class KernelTuning:
+    """How the sparse path runs on one device type (``benchmarks/sae_training.py --tune`` sweeps it).
+
+    ``chunk_rows``: rows of pre-activations formed (and top-k'd) at once; ``None`` = as many
+    as fit ``chunk_elements`` (the whole batch, for GPUs). ``weight_grad``: how dW_enc and
+    dW_dec are formed: ``"sparse"`` (S^T x as a CSR sparse-dense product, cost ~ n k d) or
+    ``"dense"`` (S scattered into [rows, d_sae] in the forward's matmul dtype, then one GEMM;
+    cost ~ n d_sae d on matrix units). ``decoder``: ``"sparse"`` (``F.embedding_bag``, cost ~ n k d)
+    or ``"dense"`` (S scattered into [rows, d_sae] blocks in the matmul dtype, then GEMMs forward
+    and backward). ``decode_backward`` (sparse decoder only): ``"custom"`` (the CSR product, or the
+    dense one under ``weight_grad="dense"``, and :func:`sampled_dot`) or ``"native"``
+    (``F.embedding_bag``'s own backward).
+    """
+
+    chunk_rows: int | None = 512
+    chunk_elements: int = 2**28
+    #: ``kernel: auto`` takes the sparse path when d_sae >= this * k (else the dense one).
+    sparse_min_ratio: int = 8
+    weight_grad: Literal["sparse", "dense"] = "sparse"
+    decoder: Literal["sparse", "dense"] = "sparse"
+    decode_backward: Literal["custom", "native"] = "custom"
+
+    def rows(self, n: int, width: int) -> int:
+        """Rows per chunk for ``n`` rows of ``width`` columns."""
+        r = self.chunk_rows if self.chunk_rows is not None else self.chunk_elements // max(1, width)
+        return max(1, min(n, r))
+
+
+#: Per device type (``torch.device.type``); types not listed use ``"cuda"``'s entry.
+TUNING: dict[str, KernelTuning] = {
+    "cpu": KernelTuning(),
+    # Measured on an H200 (plugins/topk/README.md): whole-batch blocks, weight gradients and the decoder as
+    # bf16 GEMMs; the top-k selection alone stays sparse. 1.44x-5.3x sparsify's tokens/s at d_sae 4096-16384.
+    "cuda": KernelTuning(chunk_rows=None, weight_grad="dense", decoder="dense"),
+}
+
+#: Rows of pre-activations computed at once in :func:`topk_encode` on a CPU.
+DEFAULT_CHUNK = TUNING["cpu"].chunk_rows
+
+
+def tuning(device: torch.device) -> KernelTuning:
+    return TUNING.get(device.type, TUNING["cuda"])
 
 
 def _mm_dtype(device: torch.device) -> torch.dtype | None:
@@ -46,6 +93,7 @@ class _TopKEncode(torch.autograd.Function):
             if aux:
                 aux_vals = x.new_empty((n, k_aux), dtype=torch.float32)
                 aux_idx = torch.empty((n, k_aux), dtype=torch.long, device=x.device)
+            chunk = chunk or tuning(x.device).rows(n, W.shape[1])
             buf = torch.empty((min(chunk, n), W.shape[1]), dtype=W.dtype, device=x.device)  # reused per chunk
             for s in range(0, n, chunk):
                 e = min(n, s + chunk)
@@ -68,6 +116,7 @@ class _TopKEncode(torch.autograd.Function):
                 aux_idx = idx.new_empty((n, 0))
         ctx.save_for_backward(xc, W_enc, idx, vals, aux_idx, aux_vals)
         ctx.has_b_dec = b_dec is not None
+        ctx.mm_dtype = mm_dtype
         ctx.mark_non_differentiable(idx, aux_idx)
         return vals, idx, aux_vals, aux_idx
 
@@ -92,7 +141,9 @@ class _TopKEncode(torch.autograd.Function):
         s = torch.zeros(d_sae, dtype=W_enc.dtype, device=W_enc.device).index_add_(0, flat_i, flat_g)
         if need_b:
             grad_b = s
-        if need_W:
+        if need_W and tuning(xc.device).weight_grad == "dense":
+            grad_W = _dense_t_mm(idx_all, g_all, d_sae, xc, ctx.mm_dtype).t().to(W_enc.dtype)
+        elif need_W:
             grad_W = _sparse_t_mm(idx_all, flat_g, d_sae, xc.to(W_enc.dtype)).t().contiguous()
         if need_x:
             grad_x = F.embedding_bag(idx_all, W_enc.t(), mode="sum", per_sample_weights=g_all)
@@ -140,11 +191,28 @@ def _sparse_t_mm(idx: torch.Tensor, flat_v: torch.Tensor, d_sae: int, dense: tor
         return torch.sparse.mm(S, dense)
 
 
+def _dense_t_mm(idx: torch.Tensor, vals: torch.Tensor, d_sae: int, dense: torch.Tensor,
+                mm_dtype: torch.dtype | None) -> torch.Tensor:
+    """S^T @ dense as above, with S scattered into [rows, d_sae] blocks (in ``mm_dtype``, else
+    ``dense``'s dtype) and one GEMM per block, accumulated in float32 [d_sae, d]."""
+    n = idx.shape[0]
+    dt = mm_dtype or dense.dtype
+    out = torch.zeros((d_sae, dense.shape[1]), dtype=torch.float32, device=dense.device)
+    step = tuning(dense.device).rows(n, d_sae)
+    block = torch.empty((min(step, n), d_sae), dtype=dt, device=dense.device)
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        S = block[: e - s].zero_().scatter_add_(1, idx[s:e], vals[s:e].to(dt))
+        out.add_(S.t() @ dense[s:e].to(dt))
+    return out
+
+
 def sampled_dot(a: torch.Tensor, table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``out[i, j] = a[i] . table[idx[i, j]]`` ([n, d], [m, d], [n, c] -> [n, c]).
 
     On CPU one SDDMM (``torch.sparse.sampled_addmm`` with the pattern ``idx``; about 3x
-    faster than gathering the rows); elsewhere a chunked gather + bmm.
+    faster than gathering the rows); elsewhere a gather + bmm in chunks of at most 2^26
+    gathered elements.
     """
     n, c = idx.shape
     if a.device.type == "cpu" and a.dtype in (torch.float32, torch.float64) and n * c > 0:
@@ -155,9 +223,10 @@ def sampled_dot(a: torch.Tensor, table: torch.Tensor, idx: torch.Tensor) -> torc
                                               check_invariants=False)
             return torch.sparse.sampled_addmm(pattern, a, table.t(), beta=0.0).values().view(n, c)
     out = a.new_empty((n, c))
-    for s in range(0, n, 256):
-        rows = F.embedding(idx[s : s + 256], table)
-        torch.bmm(rows, a[s : s + 256].unsqueeze(-1), out=out[s : s + 256].unsqueeze(-1))
+    step = max(1, 2**26 // max(1, c * table.shape[1]))
+    for s in range(0, n, step):
+        rows = F.embedding(idx[s : s + step], table)
+        torch.bmm(rows, a[s : s + step].unsqueeze(-1), out=out[s : s + step].unsqueeze(-1))
     return out
 
 
@@ -170,14 +239,15 @@ def topk_encode(
     *,
     dead_idx: torch.Tensor | None = None,
     k_aux: int = 0,
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top-k of ReLU((x - b_dec) W_enc + b_enc) per row, sparse in the backward pass.
 
     Returns ``(vals, idx, aux_vals, aux_idx)``: ``vals``/``idx`` [n, k] (values >= 0, as
     ReLU after top-k equals top-k after ReLU); ``aux_*`` [n, k_aux] the top among the
     latents ``dead_idx`` (empty [n, 0] when none are given). Under autocast the matmul
-    runs in the autocast dtype; values and gradients are float32.
+    runs in the autocast dtype; values and gradients are float32. ``chunk``: rows per
+    block (default: the device's :data:`TUNING`).
     """
     return _TopKEncode.apply(x, W_enc, b_enc, b_dec, k, dead_idx, k_aux, chunk)
 
@@ -186,6 +256,7 @@ class _SparseDecode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, vals, idx, W_dec):  # noqa: ANN001, ANN205
         ctx.save_for_backward(vals, idx, W_dec)
+        ctx.mm_dtype = _mm_dtype(W_dec.device)
         return F.embedding_bag(idx, W_dec, mode="sum", per_sample_weights=vals)
 
     @staticmethod
@@ -195,14 +266,59 @@ class _SparseDecode(torch.autograd.Function):
         grad_vals = grad_W = None
         if ctx.needs_input_grad[0]:  # g[n] . W_dec[idx[n, j]]
             grad_vals = sampled_dot(g, W_dec, idx)
-        if ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2] and tuning(g.device).weight_grad == "dense":
+            grad_W = _dense_t_mm(idx, vals, W_dec.shape[0], g, ctx.mm_dtype).to(W_dec.dtype)
+        elif ctx.needs_input_grad[2]:
             grad_W = _sparse_t_mm(idx, vals.reshape(-1), W_dec.shape[0], g)
         return grad_vals, None, grad_W
 
 
+class _DenseDecode(torch.autograd.Function):
+    """The decoder as GEMMs: S (vals at idx) scattered into [rows, d_sae] blocks in the matmul dtype."""
+
+    @staticmethod
+    def forward(ctx, vals, idx, W_dec):  # noqa: ANN001, ANN205
+        dt = _mm_dtype(W_dec.device) or W_dec.dtype
+        n, m = idx.shape[0], W_dec.shape[0]
+        W = W_dec.to(dt)
+        out = torch.empty((n, W_dec.shape[1]), dtype=W_dec.dtype, device=W_dec.device)
+        step = tuning(W_dec.device).rows(n, m)
+        block = torch.empty((min(step, n), m), dtype=dt, device=W_dec.device)
+        for s in range(0, n, step):
+            e = min(n, s + step)
+            S = block[: e - s].zero_().scatter_add_(1, idx[s:e], vals[s:e].to(dt))
+            out[s:e] = S @ W
+        ctx.save_for_backward(vals, idx, W_dec)
+        ctx.mm_dtype = dt
+        return out
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: ANN001, ANN205
+        vals, idx, W_dec = ctx.saved_tensors
+        dt, n = ctx.mm_dtype, idx.shape[0]
+        grad_vals = grad_W = None
+        if ctx.needs_input_grad[0]:  # (g W_dec^T)[n, idx[n, j]], block by block
+            W = W_dec.to(dt)
+            grad_vals = torch.empty(idx.shape, dtype=vals.dtype, device=vals.device)
+            step = tuning(g.device).rows(n, W_dec.shape[0])
+            for s in range(0, n, step):
+                e = min(n, s + step)
+                grad_vals[s:e] = (g[s:e].to(dt) @ W.t()).gather(1, idx[s:e])
+        if ctx.needs_input_grad[2]:
+            grad_W = _dense_t_mm(idx, vals, W_dec.shape[0], g, dt).to(W_dec.dtype)
+        return grad_vals, None, grad_W
+
+
 def sparse_decode(vals: torch.Tensor, idx: torch.Tensor, W_dec: torch.Tensor, b_dec: torch.Tensor | None = None):
-    """sum_j vals[:, j] * W_dec[idx[:, j]] (+ b_dec): cost ~ n * k * d_in, forward and backward."""
-    out = _SparseDecode.apply(vals.to(W_dec.dtype), idx, W_dec)
+    """sum_j vals[:, j] * W_dec[idx[:, j]] (+ b_dec): cost ~ n * k * d_in, forward and backward
+    (or GEMMs over [n, d_sae] blocks where the device's :data:`TUNING` says ``decoder="dense"``)."""
+    tune = tuning(W_dec.device)
+    if tune.decoder == "dense":
+        out = _DenseDecode.apply(vals.to(W_dec.dtype), idx, W_dec)
+    elif tune.decode_backward == "native":
+        out = F.embedding_bag(idx, W_dec, mode="sum", per_sample_weights=vals.to(W_dec.dtype))
+    else:
+        out = _SparseDecode.apply(vals.to(W_dec.dtype), idx, W_dec)
     return out + b_dec if b_dec is not None else out
 
 

@@ -67,9 +67,7 @@ class BatchTopKSAE(SAEBase, BatchTopK):
                 logs["auxk"] = auxk.detach()
         with torch.no_grad():
             active = vals > 0
-            fired = torch.zeros(self.d_sae, dtype=torch.bool, device=x.device)
-            fired[flat[active] % self.d_sae] = True
-            self.update_firing(fired, n)
+            self.record_firing(flat % self.d_sae, active, n)
             logs["l0"] = active.sum().float() / n
             logs["sse"] = e.pow(2).sum()
             logs["sst"] = (x.float() - x.float().mean(0)).pow(2).sum()

@@ -81,9 +81,7 @@ class TopKSAE(SAEBase, TopK):
             logs["auxk"] = auxk.detach()
         with torch.no_grad():
             active = vals > 0
-            fired = torch.zeros(self.d_sae, dtype=torch.bool, device=x.device)
-            fired[idx[active]] = True
-            self.update_firing(fired, x.shape[0])
+            self.record_firing(idx, active, x.shape[0])
             logs["l0"] = active.sum(-1).float().mean()
             logs["sse"] = e.pow(2).sum()
             logs["sst"] = (x.float() - x.float().mean(0)).pow(2).sum()
