@@ -195,16 +195,22 @@ def _dense_t_mm(idx: torch.Tensor, vals: torch.Tensor, d_sae: int, dense: torch.
                 mm_dtype: torch.dtype | None) -> torch.Tensor:
     """S^T @ dense as above, with S scattered into [rows, d_sae] blocks (in ``mm_dtype``, else
     ``dense``'s dtype) and one GEMM per block, accumulated in float32 [d_sae, d]."""
-    n = idx.shape[0]
     dt = mm_dtype or dense.dtype
     out = torch.zeros((d_sae, dense.shape[1]), dtype=torch.float32, device=dense.device)
-    step = tuning(dense.device).rows(n, d_sae)
-    block = torch.empty((min(step, n), d_sae), dtype=dt, device=dense.device)
-    for s in range(0, n, step):
-        e = min(n, s + step)
-        S = block[: e - s].zero_().scatter_add_(1, idx[s:e], vals[s:e].to(dt))
+    for s, e, S in _dense_blocks(idx, vals, d_sae, dt):
         out.add_(S.t() @ dense[s:e].to(dt))
     return out
+
+
+def _dense_blocks(idx: torch.Tensor, vals: torch.Tensor, d_sae: int, dt: torch.dtype):
+    """Yield ``(start, stop, S)`` per row block, S = ``vals`` at ``idx`` scattered into one reused
+    [rows, d_sae] buffer of dtype ``dt`` (valid until the next block)."""
+    n = idx.shape[0]
+    step = tuning(idx.device).rows(n, d_sae)
+    block = torch.empty((min(step, n), d_sae), dtype=dt, device=idx.device)
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        yield s, e, block[: e - s].zero_().scatter_add_(1, idx[s:e], vals[s:e].to(dt))
 
 
 def sampled_dot(a: torch.Tensor, table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -279,14 +285,9 @@ class _DenseDecode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, vals, idx, W_dec):  # noqa: ANN001, ANN205
         dt = _mm_dtype(W_dec.device) or W_dec.dtype
-        n, m = idx.shape[0], W_dec.shape[0]
         W = W_dec.to(dt)
-        out = torch.empty((n, W_dec.shape[1]), dtype=W_dec.dtype, device=W_dec.device)
-        step = tuning(W_dec.device).rows(n, m)
-        block = torch.empty((min(step, n), m), dtype=dt, device=W_dec.device)
-        for s in range(0, n, step):
-            e = min(n, s + step)
-            S = block[: e - s].zero_().scatter_add_(1, idx[s:e], vals[s:e].to(dt))
+        out = torch.empty((idx.shape[0], W_dec.shape[1]), dtype=W_dec.dtype, device=W_dec.device)
+        for s, e, S in _dense_blocks(idx, vals, W_dec.shape[0], dt):
             out[s:e] = S @ W
         ctx.save_for_backward(vals, idx, W_dec)
         ctx.mm_dtype = dt
