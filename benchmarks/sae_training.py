@@ -46,12 +46,17 @@ def _rss_mb() -> float:
 
 
 def parse_tuning(spec: str) -> dict:
-    """``"default"`` -> {}; ``"a=1,b=x,c=none"`` -> {"a": 1, "b": "x", "c": None}."""
+    """``"default"`` -> {}; ``"a=1,b=x,c=none"`` -> {"a": 1, "b": "x", "c": None} (fields of KernelTuning)."""
+    import dataclasses
+
+    from harness.sae.kernels import KernelTuning
+
+    fields = sorted(f.name for f in dataclasses.fields(KernelTuning))
     out: dict = {}
     for part in [] if spec == "default" else spec.split(","):
         key, sep, value = part.partition("=")
-        if not sep:
-            raise SystemExit(f"--tune: {part!r} is not field=value (fields of harness.sae.kernels.KernelTuning)")
+        if not sep or key.strip() not in fields:
+            raise SystemExit(f"--tune: {part!r} is not field=value with a field of KernelTuning: {fields}")
         out[key.strip()] = None if value == "none" else int(value) if value.isdigit() else value
     return out
 
@@ -63,12 +68,8 @@ def apply_tuning(spec: str, device: str) -> None:
 
     from harness.sae import kernels
 
-    kind = torch.device(device).type
-    fields = {f.name for f in dataclasses.fields(kernels.KernelTuning)}
-    changes = parse_tuning(spec)
-    if unknown := set(changes) - fields:
-        raise SystemExit(f"--tune: unknown field(s) {sorted(unknown)}; KernelTuning has {sorted(fields)}")
-    kernels.TUNING[kind] = dataclasses.replace(kernels.tuning(torch.device(device)), **changes)
+    dev = torch.device(device)
+    kernels.TUNING[dev.type] = dataclasses.replace(kernels.tuning(dev), **parse_tuning(spec))
 
 
 def worker(a: argparse.Namespace) -> dict:

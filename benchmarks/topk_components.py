@@ -43,17 +43,13 @@ def timer(device: str, reps: int):
 
 def two_stage_topk(pre, k: int, group: int):
     """Exact top-k per row: top-k within groups of ``group`` columns, then top-k of the candidates."""
-    n, m = pre.shape
-    v, i = pre.view(n, m // group, group).topk(k, dim=-1, sorted=False)
-    i = i + torch_arange(m // group, group, pre.device).unsqueeze(-1)
-    v2, j = v.view(n, -1).topk(k, dim=-1, sorted=False)
-    return v2, i.view(n, -1).gather(1, j)
-
-
-def torch_arange(groups: int, group: int, device):
     import torch
 
-    return torch.arange(groups, device=device) * group
+    n, m = pre.shape
+    v, i = pre.view(n, m // group, group).topk(k, dim=-1, sorted=False)
+    i = i + (torch.arange(m // group, device=pre.device) * group).unsqueeze(-1)
+    v2, j = v.view(n, -1).topk(k, dim=-1, sorted=False)
+    return v2, i.view(n, -1).gather(1, j)
 
 
 def main(argv: list[str] | None = None) -> int:

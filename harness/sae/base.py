@@ -103,10 +103,8 @@ class SAEBase(nn.Module):
         return self.decode(self.encode(x))
 
     def use_sparse(self, k: int) -> bool:
-        from harness.sae.kernels import tuning
-
         kernel = self.config.kernel
-        return kernel == "sparse" or (kernel == "auto" and k * tuning(self.W_enc.device).sparse_min_ratio <= self.d_sae)
+        return kernel == "sparse" or (kernel == "auto" and k * 8 <= self.d_sae)
 
     # -- training hooks -------------------------------------------------------------
     def loss(self, x: torch.Tensor, step: int, total_steps: int) -> tuple[torch.Tensor, dict[str, Any]]:

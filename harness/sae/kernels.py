@@ -43,8 +43,6 @@ class KernelTuning:
 
     chunk_rows: int | None = 512
     chunk_elements: int = 2**28
-    #: ``kernel: auto`` takes the sparse path when d_sae >= this * k (else the dense one).
-    sparse_min_ratio: int = 8
     weight_grad: Literal["sparse", "dense"] = "sparse"
     decoder: Literal["sparse", "dense"] = "sparse"
     decode_backward: Literal["custom", "native"] = "custom"
@@ -62,9 +60,6 @@ TUNING: dict[str, KernelTuning] = {
     # bf16 GEMMs; the top-k selection alone stays sparse. 1.44x-5.3x sparsify's tokens/s at d_sae 4096-16384.
     "cuda": KernelTuning(chunk_rows=None, weight_grad="dense", decoder="dense"),
 }
-
-#: Rows of pre-activations computed at once in :func:`topk_encode` on a CPU.
-DEFAULT_CHUNK = TUNING["cpu"].chunk_rows
 
 
 def tuning(device: torch.device) -> KernelTuning:
