@@ -1,49 +1,29 @@
-"""Plan a run spec into cells, and compute the cells not yet in the store.
+"""Plan a run spec into cells, and dispatch the cells not yet in the store to an executor.
 
 Everything is validated while planning (every suite, method and config, every model
-reference), so a typo fails before any compute and nothing recorded is touched.
+reference), so a typo fails before any compute and nothing recorded is touched. How one
+cell is computed and published lives in :mod:`harness.cell`, below the executors.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from harness.config import ComponentSpec, ModelRef, PluginConfig, RunSpec
-from harness.context import CellContext, seed_everything
-from harness.errors import HarnessError, SpecError
-from harness.executors.base import Outcome, RunSummary
+from harness.cell import PlannedCell
+from harness.config import ComponentSpec, ModelRef, RunSpec
+from harness.errors import SpecError
+from harness.executors.base import RunSummary
 from harness.plugins import Registries
-from harness.protocols import DictionaryLearner, LearnerSpec, Plugin, Suite
-from harness.provenance import now_iso, provenance
-from harness.results import Cell, MetricValue, Provenance, RunRecord, SuiteOutput
+from harness.protocols import Plugin, Suite
+from harness.results import Cell, RunRecord
 from harness.store import Store
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.executors.base import Executor
 
 log = logging.getLogger("harness")
-
-
-@dataclass(frozen=True)
-class PlannedCell:
-    """A cell and the validated objects needed to compute it."""
-
-    cell: Cell
-    label: str
-    suite_cls: type[Suite]
-    suite_config: PluginConfig
-    method_cls: type[Plugin] | None
-    method_config: PluginConfig | None
-    model_ref: ModelRef
-
-    @property
-    def key(self) -> str:
-        return self.cell.key()
 
 
 def _methods_for(suite_cls: type[Suite], spec: RunSpec, registries: Registries) -> list[tuple[ComponentSpec, type[Plugin]]]:
@@ -155,95 +135,6 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                         label = f"{label} @ {s.display}"
                     cells.append(PlannedCell(cell, label, suite_cls, suite_cfg, mcls, mcfg, model))
     return cells
-
-
-def _check_output(out: Any, suite_cls: type[Suite], registries: Registries) -> SuiteOutput:
-    if not isinstance(out, SuiteOutput):
-        raise TypeError(f'Suite "{suite_cls.name}" returned {type(out).__name__}, expected SuiteOutput.')
-    for mv in out.metrics:
-        if mv.metric not in registries.metrics:
-            raise TypeError(f'Suite "{suite_cls.name}" returned a value of unregistered metric "{mv.metric}".')
-    return out
-
-
-def _method_for(pc: PlannedCell) -> Plugin | LearnerSpec | None:
-    """The row's method as a suite receives it (a LearnerSpec for dictionary learners)."""
-    if pc.method_cls is None:
-        return None
-    if issubclass(pc.method_cls, DictionaryLearner):
-        return LearnerSpec(pc.method_cls, pc.method_config)
-    return pc.method_cls(pc.method_config)
-
-
-def _add_extra_metrics(output: SuiteOutput, ctx: CellContext, names: list[str]) -> SuiteOutput:
-    if not names:
-        return output
-    model = ctx.evaluated_model if ctx.evaluated_model is not None else ctx.load_model()
-    extra = []
-    for name in names:
-        value = ctx.metric(name).compute({"model": model})
-        values = value if isinstance(value, list) else [value]
-        extra += [v if isinstance(v, MetricValue) else MetricValue(metric=name, value=float(v)) for v in values]
-    return output.model_copy(update={"metrics": [*output.metrics, *extra]})
-
-
-def compute_cell(pc: PlannedCell, store: Store, registries: Registries, *, device: str,
-                 progress: bool = True) -> RunRecord:
-    """Compute one cell on ``device`` (already resolved); a cell that raises gives a ``failed`` record.
-
-    Every executor computes a cell through this function (in-process or in a worker).
-    """
-    started, t0 = now_iso(), time.perf_counter()
-    output: SuiteOutput | None = None
-    error: dict[str, str] | None = None
-    try:
-        seed_everything(pc.cell.seed)
-        ctx = CellContext(
-            suite_config=pc.suite_config,
-            method=_method_for(pc),
-            model_ref=pc.model_ref,
-            model_source=registries.model_sources.get(pc.model_ref.source)(),
-            seed=pc.cell.seed,
-            device=device,
-            dtype=pc.cell.dtype,
-            registries=registries,
-            artifact_dir=store.artifact_dir(pc.key),
-            progress_enabled=progress,
-        )
-        output = _check_output(pc.suite_cls(pc.suite_config).run(ctx), pc.suite_cls, registries)
-        output = _add_extra_metrics(output, ctx, pc.cell.extra_metrics)
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # noqa: BLE001 - a failing cell is recorded, the run goes on
-        error = {
-            "type": type(e).__name__,
-            "message": str(e),
-            "traceback": "" if isinstance(e, HarnessError) else traceback.format_exc(),
-        }
-        log.error("cell %s / %s / %s failed: %s: %s", pc.cell.suite, pc.label, pc.cell.model, type(e).__name__, e)
-    return RunRecord(
-        key=pc.key,
-        cell=pc.cell,
-        label=pc.label,
-        status="ok" if error is None else "failed",
-        output=output,
-        error=error,
-        provenance=Provenance(**provenance(device, started, time.perf_counter() - t0)),
-    )
-
-
-def publish(record: RunRecord, store: Store, *, force: bool = False) -> Outcome:
-    """Write ``record`` to the store and say what happened to the cell.
-
-    ``done`` / ``failed``: this record was published. ``skipped``: an ``ok`` record of the
-    cell was published meanwhile by another run (never overwritten; the cell counts as reused).
-    """
-    if force and record.status == "ok" and store.is_done(record.cell.suite, record.key):
-        store.replace(record)
-        return "done"
-    if store.put(record):
-        return "done" if record.status == "ok" else "failed"
-    return "skipped"
 
 
 def execute(

@@ -19,18 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # pragma: no cover
+    from harness.cell import Outcome, PlannedCell
     from harness.plugins import Registries
     from harness.results import RunRecord
-    from harness.runner import PlannedCell
     from harness.store import Store
 
 log = logging.getLogger("harness")
 
-#: What happened to one cell: computed and recorded ok / recorded failed / already done.
-Outcome = Literal["done", "failed", "skipped"]
 OnCell = Callable[["PlannedCell", "RunRecord | None"], None]
 
 

@@ -28,7 +28,7 @@ from harness.executors.base import Executor, OnCell, RunSummary, Tally, make_job
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.plugins import Registries
-    from harness.runner import PlannedCell
+    from harness.cell import PlannedCell
     from harness.store import Store
 
 log = logging.getLogger("harness")
@@ -53,7 +53,7 @@ def _slot_main(conn: Connection, env: dict[str, str]) -> None:
     from harness.executors.worker import run_cell
 
     try:  # import what every cell needs before the cell's clock starts
-        import harness.runner  # noqa: F401
+        import harness.cell  # noqa: F401
         import torch  # noqa: F401
     except ImportError:  # pragma: no cover
         pass
@@ -97,7 +97,7 @@ class LocalExecutor(Executor):
     def _run_inline(self, todo: list[PlannedCell], store: Store, registries: Registries, device: str,
                     force: bool, progress: bool, tally: Tally) -> None:
         from harness.context import resolve_device
-        from harness.runner import compute_cell, publish
+        from harness.cell import compute_cell, publish_record
 
         resolved = resolve_device(device) if todo else "cpu"
         for pc in todo:
@@ -105,7 +105,7 @@ class LocalExecutor(Executor):
                 tally.add(pc, "skipped")
                 continue
             record = compute_cell(pc, store, registries, device=resolved, progress=progress)
-            outcome = publish(record, store, force=force)
+            outcome = publish_record(record, store, force=force)
             tally.add(pc, outcome, record if outcome != "skipped" else None)
 
     def run(self, cells: list[PlannedCell], store: Store, registries: Registries, *, device: str = "auto",

@@ -19,7 +19,7 @@ from harness.executors.base import Executor, OnCell, RunSummary, Tally, make_job
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.plugins import Registries
-    from harness.runner import PlannedCell
+    from harness.cell import PlannedCell
     from harness.store import Store
 
 log = logging.getLogger("harness")

@@ -3,7 +3,7 @@
 :func:`run_cell` rebuilds the plugin registries in the worker (once per process and plugin
 set), re-validates the cell against them (same suite version, same configs, same model
 fingerprint, same key), resolves the device *here* (a Ray task on a GPU node sees its GPU),
-computes the cell with :func:`harness.runner.compute_cell` exactly like the in-process
+computes the cell with :func:`harness.cell.compute_cell` exactly like the in-process
 runner, and publishes the record atomically. An ``ok`` record already in the store means
 the cell is skipped; a finished cell is never overwritten (the store publishes with a hard
 link), so concurrent sweeps over one store do not duplicate work in the records.
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from harness.plugins import Registries
     from harness.results import RunRecord
-    from harness.runner import PlannedCell
+    from harness.cell import PlannedCell
     from harness.store import Store
 
 log = logging.getLogger("harness")
@@ -69,7 +69,7 @@ def rebuild_cell(payload: dict[str, Any], registries: Registries) -> PlannedCell
     from harness.config import ModelRef
     from harness.errors import SpecError
     from harness.results import Cell
-    from harness.runner import PlannedCell
+    from harness.cell import PlannedCell
 
     cell = Cell.model_validate(payload["cell"])
     suite_cls = registries.suites.get(payload["suite"])
@@ -114,7 +114,7 @@ def failure_record(payload: dict[str, Any], error: dict[str, str], *, device: st
 def record_failure(job: dict[str, Any], error_type: str, message: str, *, started: str, wall_s: float,
                    tb: str = "") -> str:
     """Publish a failed record for ``job`` (unless the cell is recorded ok meanwhile); returns the outcome."""
-    from harness.runner import publish
+    from harness.cell import publish_record
     from harness.store import Store
 
     from harness.results import Cell
@@ -128,7 +128,7 @@ def record_failure(job: dict[str, Any], error_type: str, message: str, *, starte
         error["sweep"] = job["sweep"]
     rec = failure_record(job["cell"], error, device=f"{job['device']} (as requested)", started=started,
                          wall_s=wall_s)
-    return publish(rec, Store(Path(job["store"])))
+    return publish_record(rec, Store(Path(job["store"])))
 
 
 def _start_watchdog(job: dict[str, Any], started: str) -> threading.Timer:
@@ -167,7 +167,7 @@ def run_cell(job: dict[str, Any]) -> dict[str, Any]:
     """
     from harness.context import resolve_device
     from harness.provenance import now_iso
-    from harness.runner import compute_cell, publish
+    from harness.cell import compute_cell, publish_record
     from harness.store import Store
 
     payload = job["cell"]
@@ -192,7 +192,7 @@ def run_cell(job: dict[str, Any]) -> dict[str, Any]:
                                      wall_s=time.perf_counter() - t0, tb=tb)
             return {"key": key, "outcome": outcome, "message": f"{type(e).__name__}: {e}"}
         record = compute_cell(pc, store, registries, device=device, progress=bool(job.get("progress")))
-        outcome = publish(record, store, force=bool(job.get("force")))
+        outcome = publish_record(record, store, force=bool(job.get("force")))
         msg = "" if record.error is None else f"{record.error['type']}: {record.error['message']}"
         return {"key": key, "outcome": outcome, "message": msg}
     finally:
