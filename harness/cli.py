@@ -12,6 +12,8 @@ from harness.kinds import kind_names
 #: Commands of harness itself; any other command name is looked up among the plugins'
 #: ``register_commands`` (which loads the plugins, so ``harness --help`` stays light).
 BUILTIN_COMMANDS = ("plugins", "run", "status", "leaderboard", "publish", "schema", "new-plugin", "zoo", "train-sae")
+#: Built-in commands whose options come from plugins (the executors' flags of `harness run`).
+PLUGIN_OPTION_COMMANDS = ("run",)
 
 
 def _registries(args: argparse.Namespace):  # noqa: ANN202 - lazy import keeps --help light
@@ -164,7 +166,9 @@ def _executor_from_args(args: argparse.Namespace):  # noqa: ANN202
     return make_executor("slurm", **opts, **common)
 
 
-def _add_executor_args(p: argparse.ArgumentParser) -> None:
+def _add_executor_args(p: argparse.ArgumentParser, registries=None) -> None:  # noqa: ANN001
+    """The "where cells run" options of `harness run` (``registries``: the loaded plugins, or None
+    when the parser is built without them, e.g. for `harness --help`)."""
     g = p.add_argument_group("where cells run", "Scale a sweep out (see README, 'Scaling out').")
     g.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
                    help="local (default): this machine; ray: one Ray task per cell; slurm: a submitit job array.")
@@ -332,7 +336,7 @@ def build_parser(registries=None) -> argparse.ArgumentParser:  # noqa: ANN001
     p.add_argument("--force", action="store_true", help="Recompute cells already recorded (old records kept).")
     p.add_argument("--dry-run", action="store_true", help="Print the planned cells and stop.")
     p.add_argument("--no-progress", action="store_true", help="No progress bars.")
-    _add_executor_args(p)
+    _add_executor_args(p, registries)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="Done / failed / pending cells of a spec.")
@@ -395,7 +399,7 @@ def _command_of(argv: list[str]) -> tuple[str | None, list[str]]:
 def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
     """Built-in commands parse without loading plugins; another name is a plugin's command."""
     command, dirs = _command_of(argv)
-    if command is None or command in BUILTIN_COMMANDS:
+    if command is None or (command in BUILTIN_COMMANDS and command not in PLUGIN_OPTION_COMMANDS):
         return build_parser()
     from harness.plugins import get_registries
 

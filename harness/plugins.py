@@ -304,17 +304,19 @@ class Registries:
 
 
 _CACHED: Registries | None = None
+_CACHED_DIRS: tuple[str, ...] = ()
 
 
 def get_registries(plugins_dirs: Sequence[Path] = ()) -> Registries:
-    """The process-wide registries (built once; ``plugins_dirs`` adds one-file plugins)."""
-    global _CACHED
-    if _CACHED is None or plugins_dirs:
-        _CACHED = Registries(discover(plugins_dirs=plugins_dirs))
+    """The process-wide registries (built once per set of ``plugins_dirs``, which adds one-file plugins)."""
+    global _CACHED, _CACHED_DIRS
+    dirs = tuple(str(Path(d).resolve()) for d in plugins_dirs)
+    if _CACHED is None or dirs != _CACHED_DIRS:
+        _CACHED, _CACHED_DIRS = Registries(discover(plugins_dirs=plugins_dirs)), dirs
     return _CACHED
 
 
 def reset() -> None:
     """Forget the process-wide registries (tests, or after installing a plugin)."""
-    global _CACHED
-    _CACHED = None
+    global _CACHED, _CACHED_DIRS
+    _CACHED, _CACHED_DIRS = None, ()
