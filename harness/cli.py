@@ -7,7 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-KINDS = ("dictionary_learner", "unlearning_method", "hallucination_mitigator", "metric", "suite", "model_source")
+from harness.kinds import kind_names
+
+#: Commands of harness itself; any other command name is looked up among the plugins'
+#: ``register_commands`` (which loads the plugins, so ``harness --help`` stays light).
+BUILTIN_COMMANDS = ("plugins", "run", "status", "leaderboard", "publish", "schema", "new-plugin", "zoo", "train-sae")
+#: Built-in commands whose options come from plugins (the executors' flags of `harness run`).
+PLUGIN_OPTION_COMMANDS = ("run",)
 
 
 def _registries(args: argparse.Namespace):  # noqa: ANN202 - lazy import keeps --help light
@@ -39,6 +45,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                 "description": entry.obj.description,
             }
         )
+    for command, origin in sorted(_plugin_commands(regs).items()):
+        src = sources.get(origin)
+        rows.append({"name": command, "kind": "command", "plugin": origin,
+                     "distribution": src.distribution if src else None, "version": src.version if src else None,
+                     "hooks": sorted(regs.hooks_of.get(origin, [])), "source": src.origin if src else None,
+                     "description": f"`harness {command}` subcommand"})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -154,7 +166,9 @@ def _executor_from_args(args: argparse.Namespace):  # noqa: ANN202
     return make_executor("slurm", **opts, **common)
 
 
-def _add_executor_args(p: argparse.ArgumentParser) -> None:
+def _add_executor_args(p: argparse.ArgumentParser, registries=None) -> None:  # noqa: ANN001
+    """The "where cells run" options of `harness run` (``registries``: the loaded plugins, or None
+    when the parser is built without them, e.g. for `harness --help`)."""
     g = p.add_argument_group("where cells run", "Scale a sweep out (see README, 'Scaling out').")
     g.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
                    help="local (default): this machine; ray: one Ray task per cell; slurm: a submitit job array.")
@@ -294,12 +308,19 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--leaderboard-dir", help="Where leaderboards are written (default leaderboards).")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _plugin_commands(regs) -> dict[str, str]:  # noqa: ANN001
+    """Command name -> plugin, for the commands plugins add (built-in names refused)."""
+    return build_parser(regs).plugin_commands  # type: ignore[attr-defined]
+
+
+def build_parser(registries=None) -> argparse.ArgumentParser:  # noqa: ANN001
+    """The ``harness`` parser; with ``registries``, plus the plugins' commands (register_commands)."""
     from harness import __version__
 
     parser = argparse.ArgumentParser(
         prog="harness",
         description="Benchmark methods that read, edit or retrain the insides of language models.",
+        epilog="Plugins may add commands (register_commands); `harness plugins` lists them.",
     )
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     parser.add_argument("--plugins-dir", action="append", metavar="DIR",
@@ -315,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="Recompute cells already recorded (old records kept).")
     p.add_argument("--dry-run", action="store_true", help="Print the planned cells and stop.")
     p.add_argument("--no-progress", action="store_true", help="No progress bars.")
-    _add_executor_args(p)
+    _add_executor_args(p, registries)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="Done / failed / pending cells of a spec.")
@@ -341,11 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("new-plugin", help="Scaffold a plugin package (pyproject, module, README, test).")
     p.add_argument("name", help="Plugin name, e.g. my_metric.")
-    p.add_argument("--kind", required=True, choices=KINDS, help="What the plugin registers.")
+    p.add_argument("--kind", required=True, choices=kind_names(), help="What the plugin registers.")
     p.add_argument("--dir", default=".", help="Parent folder of the new package.")
     p.set_defaults(func=cmd_new_plugin)
 
     _add_optional_commands(sub)
+    parser.plugin_commands = registries.add_commands(sub) if registries is not None else {}  # type: ignore[attr-defined]
     return parser
 
 
@@ -365,13 +387,38 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
         configure_train_sae(sub)
 
 
+def _command_of(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The subcommand named in ``argv`` (None if none) and the ``--plugins-dir`` folders."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugins-dir", action="append", default=[])
+    known, rest = pre.parse_known_args(argv)
+    command = next((a for a in rest if not a.startswith("-")), None)
+    return command, known.plugins_dir
+
+
+def _parser_for(argv: list[str]) -> argparse.ArgumentParser:
+    """Built-in commands parse without loading plugins; another name is a plugin's command."""
+    command, dirs = _command_of(argv)
+    if command is None or (command in BUILTIN_COMMANDS and command not in PLUGIN_OPTION_COMMANDS):
+        return build_parser()
+    from harness.plugins import get_registries
+
+    return build_parser(get_registries(plugins_dirs=[Path(d) for d in dirs]))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    from harness.errors import HarnessError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        parser = _parser_for(argv)
+    except HarnessError as e:  # a plugin that fails to load, or a command name clash
+        print(f"harness: error: {e}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from harness.errors import HarnessError
 
     try:
         return int(args.func(args) or 0)

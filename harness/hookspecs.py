@@ -16,7 +16,11 @@ with ``@harness.hookimpl`` and is found through the ``harness`` entry-point grou
         register(MyMetric)
 
 Built-in plugins under ``plugins/`` use exactly these hooks. No hook here is
-``firstresult``: every plugin's registrations are collected.
+``firstresult``: every plugin's registrations are collected. The registries call each hook
+once through ``pm.hook`` (so pluggy's ``tryfirst`` / ``trylast`` / hook wrappers apply).
+
+The hooks that fill a registry are listed, with their kind and base class, in the one
+table :data:`harness.kinds.KINDS`; ``register_commands`` adds ``harness`` subcommands.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
+    import argparse
+
+    from harness.executors.base import Executor
     from harness.protocols import (
         DictionaryLearner,
         HallucinationMitigator,
@@ -75,12 +82,25 @@ def register_models(register: Register[ModelSource]) -> None:
     :class:`harness.protocols.ModelSource`."""
 
 
-#: hook name -> plugin kind it fills (the registries are built from this table).
-HOOK_KINDS: dict[str, str] = {
-    "register_dictionary_learners": "dictionary_learner",
-    "register_unlearning_methods": "unlearning_method",
-    "register_hallucination_mitigators": "hallucination_mitigator",
-    "register_metrics": "metric",
-    "register_suites": "suite",
-    "register_models": "model_source",
-}
+@hookspec
+def register_executors(register: Register[Executor]) -> None:
+    """Register executors (where cells run: this machine, a Ray cluster, Slurm, ...):
+    subclasses of :class:`harness.executors.base.Executor`, each with a ``Config`` whose
+    fields are its spec fields and ``harness run`` options."""
+
+
+@hookspec
+def register_commands(commands: argparse._SubParsersAction) -> None:
+    """Add ``harness`` subcommands (as simonw/llm's ``register_commands``).
+
+    ``commands`` is the argparse sub-parser collection of the ``harness`` command::
+
+        @hookimpl
+        def register_commands(commands):
+            p = commands.add_parser("hello", help="Say hello.")
+            p.add_argument("--name", default="world")
+            p.set_defaults(func=lambda args: print(f"hello {args.name}") or 0)
+
+    ``func(args)`` returns the exit code. A name that a built-in command (or another
+    plugin) already uses is refused, naming both.
+    """

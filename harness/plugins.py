@@ -21,9 +21,9 @@ from typing import Any
 
 import pluggy
 
-from harness import hookspecs
 from harness.errors import PluginLoadError, did_you_mean
-from harness.protocols import METHOD_KINDS, PLUGIN_BASES, Kind, Plugin
+from harness.kinds import kinds, method_kinds
+from harness.protocols import Kind, Plugin
 from harness.registry import Entry, Register, Registry
 
 ENTRY_POINT_GROUP = "harness"
@@ -86,10 +86,22 @@ class PluginSet:
         self.sources[name] = source
 
 
+def spec_modules() -> list[ModuleType]:
+    """The modules holding hookspecs: ``harness.hookspecs`` and any other named by the kinds table."""
+    names = ["harness.hookspecs", *(k.spec_module for k in kinds())]
+    return [importlib.import_module(n) for n in dict.fromkeys(names)]
+
+
 def new_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager("harness")
-    pm.add_hookspecs(hookspecs)
+    for module in spec_modules():
+        pm.add_hookspecs(module)
     return pm
+
+
+def known_hooks(pm: pluggy.PluginManager) -> list[str]:
+    """Names of every hook with a spec (read through pluggy's public ``parse_hookspec_opts``)."""
+    return sorted({a for m in spec_modules() for a in dir(m) if pm.parse_hookspec_opts(m, a) is not None})
 
 
 def discover(
@@ -139,7 +151,7 @@ def discover(
 
 def check_pending(ps: PluginSet) -> None:
     """Fail when a plugin implements a hook that does not exist (e.g. a misspelling)."""
-    known = list(hookspecs.HOOK_KINDS)
+    known = known_hooks(ps.pm)
     for name, plugin in ps.pm.list_name_plugin():
         for attr in dir(plugin):
             impl_opts = ps.pm.parse_hookimpl_opts(plugin, attr)
@@ -151,25 +163,69 @@ def check_pending(ps: PluginSet) -> None:
     ps.pm.check_pending()  # belt and braces: pluggy's own check
 
 
+class _Origins:
+    """Which plugin a registration or an error comes from, when a hook is called once for all.
+
+    The hook implementations of the call are known (``get_hookimpls``): a registration is
+    attributed to the implementation found on the stack above ``register(...)``, an error to
+    the implementation found in its traceback.
+    """
+
+    def __init__(self, impls: list[Any]) -> None:
+        self.codes = {impl.function.__code__: impl.plugin_name for impl in impls}
+
+    def of_call(self, depth: int = 2) -> str:
+        frame = sys._getframe(depth)  # the caller of register(...) / add_parser(...)
+        while frame is not None:
+            if frame.f_code in self.codes:
+                return self.codes[frame.f_code]
+            frame = frame.f_back
+        return "unknown plugin"
+
+    def of_error(self, e: BaseException) -> str | None:
+        import traceback
+
+        owner = None
+        for frame, _ in traceback.walk_tb(e.__traceback__):
+            owner = self.codes.get(frame.f_code, owner)
+        return owner
+
+
+class _AttributedRegister(Register[Any]):
+    """The register object of one hook call: each registration names the plugin that made it."""
+
+    def __init__(self, registry: Registry[Any], origins: _Origins) -> None:
+        super().__init__(registry, origin="")
+        self._origins = origins
+
+    def __call__(self, obj: type[Any]) -> type[Any]:
+        return self._registry.add(obj, self._origins.of_call())
+
+
 class Registries:
-    """One frozen :class:`Registry` per plugin kind, filled from the hooks."""
+    """One frozen :class:`Registry` per plugin kind (the kinds table), filled from the hooks.
+
+    Each hook is called once through ``pm.hook`` (pluggy's ordering and hook wrappers apply).
+    """
 
     def __init__(self, plugin_set: PluginSet) -> None:
         self.plugin_set = plugin_set
-        self.by_kind: dict[str, Registry[Any]] = {k: Registry(k.replace("_", " "), b) for k, b in PLUGIN_BASES.items()}
+        pm = plugin_set.pm
+        self.by_kind: dict[str, Registry[Any]] = {k.kind: Registry(k.label, k.base_class()) for k in kinds()}
         self.hooks_of: dict[str, list[str]] = {}
-        for hook_name, kind in hookspecs.HOOK_KINDS.items():
-            registry = self.by_kind[kind]
-            for impl in getattr(plugin_set.pm.hook, hook_name).get_hookimpls():
+        for hook_name in known_hooks(pm):
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
                 self.hooks_of.setdefault(impl.plugin_name, []).append(hook_name)
-                try:
-                    impl.function(register=Register(registry, origin=impl.plugin_name))
-                except PluginLoadError:
-                    raise
-                except Exception as e:  # noqa: BLE001
-                    raise PluginLoadError(
-                        f'Plugin "{impl.plugin_name}" failed in hook {hook_name}: {type(e).__name__}: {e}'
-                    ) from e
+        for spec in kinds():
+            caller = getattr(pm.hook, spec.hook)
+            origins = _Origins(caller.get_hookimpls())
+            try:
+                caller(register=_AttributedRegister(self.by_kind[spec.kind], origins))
+            except PluginLoadError:
+                raise
+            except Exception as e:  # noqa: BLE001
+                who = origins.of_error(e) or "?"
+                raise PluginLoadError(f'Plugin "{who}" failed in hook {spec.hook}: {type(e).__name__}: {e}') from e
         for reg in self.by_kind.values():
             reg.freeze()
 
@@ -188,12 +244,16 @@ class Registries:
     def model_sources(self) -> Registry[Any]:
         return self.by_kind["model_source"]
 
+    @property
+    def executors(self) -> Registry[Any]:
+        return self.by_kind["executor"]
+
     def method(self, name: str) -> type[Plugin]:
         """Find a method of any method kind by name."""
-        for kind in METHOD_KINDS:
+        for kind in method_kinds():
             if name in self.by_kind[kind]:
                 return self.by_kind[kind].get(name)
-        names = [n for k in METHOD_KINDS for n in self.by_kind[k].names()]
+        names = [n for k in method_kinds() for n in self.by_kind[k].names()]
         from harness.errors import UnknownNameError
 
         raise UnknownNameError(
@@ -204,19 +264,59 @@ class Registries:
     def all_entries(self) -> list[tuple[str, Entry[Any]]]:
         return [(kind, e) for kind, reg in self.by_kind.items() for e in reg.entries()]
 
+    def add_commands(self, commands: Any) -> dict[str, str]:
+        """Let plugins add ``harness`` subcommands to ``commands`` (argparse sub-parsers).
+
+        Returns command name -> plugin. A name already taken (by a built-in command or
+        another plugin) is refused with both named.
+        """
+        pm = self.plugin_set.pm
+        added: dict[str, str] = {}
+        for impl in pm.hook.register_commands.get_hookimpls():
+            self.hooks_of.setdefault(impl.plugin_name, [])
+        caller = pm.hook.register_commands
+        origins = _Origins(caller.get_hookimpls())
+
+        class _Guarded:
+            """Forwards to ``commands``; refuses a name in use, naming its owner."""
+
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(commands, attr)
+
+            def add_parser(self, name: str, **kwargs: Any) -> Any:
+                who = origins.of_call()
+                if name in commands.choices:
+                    owner = added.get(name, "harness (built-in)")
+                    raise PluginLoadError(
+                        f'Plugin "{who}" adds command "{name}", which {owner} already provides. Rename the command.'
+                    )
+                added[name] = who
+                return commands.add_parser(name, **kwargs)
+
+        try:
+            caller(commands=_Guarded())
+        except PluginLoadError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            who = origins.of_error(e) or "?"
+            raise PluginLoadError(f'Plugin "{who}" failed in hook register_commands: {type(e).__name__}: {e}') from e
+        return added
+
 
 _CACHED: Registries | None = None
+_CACHED_DIRS: tuple[str, ...] = ()
 
 
 def get_registries(plugins_dirs: Sequence[Path] = ()) -> Registries:
-    """The process-wide registries (built once; ``plugins_dirs`` adds one-file plugins)."""
-    global _CACHED
-    if _CACHED is None or plugins_dirs:
-        _CACHED = Registries(discover(plugins_dirs=plugins_dirs))
+    """The process-wide registries (built once per set of ``plugins_dirs``, which adds one-file plugins)."""
+    global _CACHED, _CACHED_DIRS
+    dirs = tuple(str(Path(d).resolve()) for d in plugins_dirs)
+    if _CACHED is None or dirs != _CACHED_DIRS:
+        _CACHED, _CACHED_DIRS = Registries(discover(plugins_dirs=plugins_dirs)), dirs
     return _CACHED
 
 
 def reset() -> None:
     """Forget the process-wide registries (tests, or after installing a plugin)."""
-    global _CACHED
-    _CACHED = None
+    global _CACHED, _CACHED_DIRS
+    _CACHED, _CACHED_DIRS = None, ()

@@ -21,15 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from harness.context import CellContext
     from harness.results import RunRecord
 
-Kind = Literal[
-    "dictionary_learner",
-    "unlearning_method",
-    "hallucination_mitigator",
-    "metric",
-    "suite",
-    "model_source",
-]
-METHOD_KINDS: tuple[Kind, ...] = ("dictionary_learner", "unlearning_method", "hallucination_mitigator")
+#: A plugin kind: one of the kinds of the table :data:`harness.kinds.KINDS`.
+Kind = str
 
 
 class Plugin(ABC):
@@ -226,11 +219,8 @@ class ModelSource(Plugin):
         """Load the model (a ``harness.models.LoadedModel``)."""
 
 
-PLUGIN_BASES: dict[Kind, type[Plugin]] = {
-    "dictionary_learner": DictionaryLearner,
-    "unlearning_method": UnlearningMethod,
-    "hallucination_mitigator": HallucinationMitigator,
-    "metric": Metric,
-    "suite": Suite,
-    "model_source": ModelSource,
-}
+def plugin_bases() -> dict[Kind, type[Any]]:
+    """kind -> base class, for every kind of :data:`harness.kinds.KINDS` (imports them)."""
+    from harness.kinds import kinds
+
+    return {k.kind: k.base_class() for k in kinds()}

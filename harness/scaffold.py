@@ -11,16 +11,7 @@ import re
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.hookspecs import HOOK_KINDS
-
-_BASES = {
-    "dictionary_learner": "DictionaryLearner",
-    "unlearning_method": "UnlearningMethod",
-    "hallucination_mitigator": "HallucinationMitigator",
-    "metric": "Metric",
-    "suite": "Suite",
-    "model_source": "ModelSource",
-}
+from harness.kinds import get_kind, kind_names
 
 _METRIC_BODY = '''
 class {cls}(Metric):
@@ -87,21 +78,21 @@ class {cls}({base}):
 
 def _module(name: str, kind: str) -> str:
     cls = "".join(p.capitalize() for p in re.split(r"[_\-]", name))
-    base = _BASES[kind]
-    hook = next(h for h, k in HOOK_KINDS.items() if k == kind)
+    spec = get_kind(kind)
+    base, hook = spec.base_name, spec.hook
     imports = ["from pydantic import Field", "", "from harness import hookimpl", "from harness.config import PluginConfig"]
-    if kind == "metric":
+    if spec.scaffold == "metric":
         imports.append("from harness.protocols import Metric")
         body, registered = _METRIC_BODY.format(cls=cls, name=name), [cls]
-    elif kind == "suite":
+    elif spec.scaffold == "suite":
         imports += ["from harness.protocols import Metric, Suite", "from harness.results import SuiteOutput"]
         body, registered = _SUITE_BODY.format(cls=cls, name=name), [cls]
     else:
-        imports.append(f"from harness.protocols import {base}")
+        imports.append(f"from {spec.base_module} import {base}")
         doc = f"A {kind.replace('_', ' ')} (fill in the abstract methods of {base})."
         body, registered = _GENERIC_BODY.format(cls=cls, name=name, base=base, doc=doc), [cls]
     hooks = f"\n\n@hookimpl\ndef {hook}(register):\n" + "".join(f"    register({c})\n" for c in registered)
-    if kind == "suite":
+    if spec.scaffold == "suite":
         hooks += f"\n\n@hookimpl\ndef register_metrics(register):\n    register({cls}Params)\n"
     return f'"""harness plugin {name}: a {kind.replace("_", " ")}."""\n\n' + "\n".join(imports) + "\n" + body + hooks
 
@@ -109,7 +100,7 @@ def _module(name: str, kind: str) -> str:
 def _test(name: str, kind: str) -> str:
     pkg = f"harness_{name.replace('-', '_')}"
     extra = ""
-    if kind == "metric":
+    if get_kind(kind).scaffold == "metric":
         extra = (
             f'\n\ndef test_computes(harness_registries_with):\n'
             f'    regs = harness_registries_with(("{name}", {pkg}))\n'
@@ -129,8 +120,8 @@ def _test(name: str, kind: str) -> str:
 def scaffold(name: str, kind: str, parent: Path) -> Path:
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise HarnessError(f'Plugin name "{name}" must be lowercase letters, digits and "_", starting with a letter.')
-    if kind not in _BASES:
-        raise HarnessError(f'Unknown kind "{kind}". Choose one of: {", ".join(_BASES)}.')
+    if kind not in kind_names():
+        get_kind(kind)  # raises, naming the known kinds
     pkg = f"harness_{name}"
     root = Path(parent) / f"harness-{name.replace('_', '-')}"
     if root.exists():

@@ -8,11 +8,11 @@ import pytest
 from conftest import make_distribution
 
 from harness.errors import HarnessError
-from harness.protocols import PLUGIN_BASES
+from harness.kinds import kind_names
 from harness.scaffold import scaffold
 
 
-@pytest.mark.parametrize("kind", sorted(PLUGIN_BASES))
+@pytest.mark.parametrize("kind", kind_names())
 def test_scaffold_each_kind_registers(tmp_path, kind, monkeypatch):
     name = f"my_{kind}"
     root = scaffold(name, kind, tmp_path)
