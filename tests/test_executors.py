@@ -158,3 +158,28 @@ def test_bad_executor_options():
         make_executor("local", workers=0)
     with pytest.raises(SpecError, match='Did you mean "ray"'):
         make_executor("rayy")
+
+
+def test_settle_lost_cell_skips_fails_retries_or_records(dir_registries, tmp_path):
+    from harness.executors.base import settle_lost_cell
+
+    spec = _spec(tmp_path)
+    base_cell, eraser_cell = plan(spec, dir_registries)
+    store = Store(spec.output_dir)
+    plugins = plugin_set_payload(dir_registries)
+
+    def settle(pc, sweep="s1", **kw):
+        job = {**make_job(pc, store, plugins, device="cpu", force=False), "sweep": sweep}
+        return settle_lost_cell(store, pc, job, sweep=sweep, force=False, error_type="JobFailed",
+                                message="job 7 ended without a result", started="2026-01-01T00:00:00", wall_s=1.0,
+                                **kw)
+
+    assert settle(eraser_cell, can_retry=True) == "retry" and store.get("toy_suite", eraser_cell.key) is None
+    assert settle(eraser_cell) == "failed"  # nothing recorded, no retry left: a failed record of this sweep
+    rec = store.get("toy_suite", eraser_cell.key)
+    assert rec.status == "failed" and rec.error["type"] == "JobFailed" and rec.error["sweep"] == "s1"
+    assert settle(eraser_cell, can_retry=True) == "failed"  # this sweep recorded it already: no retry
+    assert settle(eraser_cell, sweep="s2", can_retry=True) == "retry"  # another sweep's failure is retried
+    assert run_cell(make_job(base_cell, store, plugins, device="cpu", force=False))["outcome"] == "done"
+    assert settle(base_cell, can_retry=True) == "skipped"  # recorded ok meanwhile by another sweep
+    assert store.get("toy_suite", base_cell.key).status == "ok"

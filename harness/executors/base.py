@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.cell import Outcome, PlannedCell
@@ -85,6 +85,32 @@ def split_todo(cells: list[PlannedCell], store: Store, force: bool, tally: Tally
         else:
             todo.append(pc)
     return todo
+
+
+#: What to do about a cell whose worker ended without a result (see :func:`settle_lost_cell`).
+LostVerdict = Literal["done", "failed", "skipped", "retry"]
+
+
+def settle_lost_cell(store: Store, pc: PlannedCell, job: dict[str, Any], *, sweep: str, force: bool,
+                     error_type: str, message: str, started: str, wall_s: float,
+                     can_retry: bool = False) -> LostVerdict:
+    """Decide the fate of a cell whose worker ended without a result (task error, lost node, dead job).
+
+    ``skipped``: another sweep recorded it ``ok`` meanwhile (unless ``force``). ``failed``: this
+    sweep already recorded it failed (e.g. its watchdog on a timeout). ``retry``: nothing
+    recorded and ``can_retry``; the caller resubmits it. Otherwise a failed record
+    (``error_type``: ``message``) is published and its outcome returned.
+    """
+    from harness.executors.worker import record_failure
+
+    rec = store.get(pc.cell.suite, pc.key)
+    if rec is not None and rec.status == "ok" and not force:
+        return "skipped"
+    if rec is not None and rec.error and rec.error.get("sweep") == sweep:
+        return "failed"
+    if can_retry:
+        return "retry"
+    return record_failure(job, error_type, message, started=started, wall_s=wall_s)  # type: ignore[return-value]
 
 
 def cell_payload(pc: PlannedCell) -> dict[str, Any]:

@@ -15,7 +15,16 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from harness.executors.base import Executor, OnCell, RunSummary, Tally, make_job, plugin_set_payload, split_todo
+from harness.executors.base import (
+    Executor,
+    OnCell,
+    RunSummary,
+    Tally,
+    make_job,
+    plugin_set_payload,
+    settle_lost_cell,
+    split_todo,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.plugins import Registries
@@ -73,7 +82,7 @@ class RayExecutor(Executor):
 
     def run(self, cells: list[PlannedCell], store: Store, registries: Registries, *, device: str = "auto",
             force: bool = False, progress: bool = True, on_cell: OnCell | None = None) -> RunSummary:
-        from harness.executors.worker import record_failure, run_cell
+        from harness.executors.worker import run_cell
         from harness.provenance import now_iso
 
         tally = Tally(store, on_cell)
@@ -102,17 +111,11 @@ class RayExecutor(Executor):
                     pc, job = jobs.pop(ref)
                     try:
                         result = ray.get(ref)
-                    except Exception as e:  # noqa: BLE001 - worker lost beyond retries, task error
-                        rec = store.get(pc.cell.suite, pc.key)
-                        if rec is not None and rec.status == "ok" and not force:  # recorded by another sweep
-                            tally.add(pc, "skipped")
-                            continue
-                        if rec is not None and rec.error and rec.error.get("sweep") == sweep:  # e.g. the watchdog
-                            tally.add(pc, "failed")
-                            continue
-                        outcome = record_failure(job, "WorkerDied", f"Ray task failed: {type(e).__name__}: {e}",
-                                                 started=submitted, wall_s=time.perf_counter() - t0)
-                        tally.add(pc, outcome)
+                    except Exception as e:  # noqa: BLE001 - worker lost beyond retries (Ray retried it), task error
+                        verdict = settle_lost_cell(store, pc, job, sweep=sweep, force=force, error_type="WorkerDied",
+                                                   message=f"Ray task failed: {type(e).__name__}: {e}",
+                                                   started=submitted, wall_s=time.perf_counter() - t0)
+                        tally.add(pc, verdict)  # type: ignore[arg-type] - never "retry" without can_retry
                         continue
                     tally.add(pc, result["outcome"])
         finally:

@@ -17,7 +17,16 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.executors.base import Executor, OnCell, RunSummary, Tally, make_job, plugin_set_payload, split_todo
+from harness.executors.base import (
+    Executor,
+    OnCell,
+    RunSummary,
+    Tally,
+    make_job,
+    plugin_set_payload,
+    settle_lost_cell,
+    split_todo,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.plugins import Registries
@@ -85,7 +94,7 @@ class SlurmExecutor(Executor):
 
     def run(self, cells: list[PlannedCell], store: Store, registries: Registries, *, device: str = "auto",
             force: bool = False, progress: bool = True, on_cell: OnCell | None = None) -> RunSummary:
-        from harness.executors.worker import record_failure, run_cell
+        from harness.executors.worker import run_cell
         from harness.provenance import now_iso
 
         tally = Tally(store, on_cell)
@@ -114,19 +123,16 @@ class SlurmExecutor(Executor):
                     continue
                 except Exception as e:  # noqa: BLE001 - the job ended without a result
                     error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-                rec = store.get(pc.cell.suite, pc.key)
-                if rec is not None and rec.status == "ok" and not force:
-                    tally.add(pc, "skipped")
-                elif rec is not None and rec.error and rec.error.get("sweep") == sweep:  # e.g. the watchdog
-                    tally.add(pc, "failed")
-                elif attempt < self.max_retries:
+                verdict = settle_lost_cell(store, pc, job, sweep=sweep, force=force, error_type="JobFailed",
+                                           message=f"job {handle.job_id} ended without a result: {error}",
+                                           started=submitted, wall_s=time.perf_counter() - t0,
+                                           can_retry=attempt < self.max_retries)
+                if verdict == "retry":
                     log.warning("job %s (cell %s) ended without a result (%s); resubmitting", handle.job_id,
                                 pc.key[:12], error)
                     still.append((ex.submit(run_cell, job), pc, job, attempt + 1))
                 else:
-                    outcome = record_failure(job, "JobFailed", f"job {handle.job_id} ended without a result: {error}",
-                                             started=submitted, wall_s=time.perf_counter() - t0)
-                    tally.add(pc, outcome)
+                    tally.add(pc, verdict)
             pending = still
             if pending:
                 time.sleep(self.poll_s)
