@@ -163,66 +163,112 @@ class LocalExecutor(Executor):
 
     def _run_pool(self, todo: list[PlannedCell], store: Store, registries: Registries, device: str,
                   force: bool, tally: Tally) -> None:
-        from harness.executors.worker import TIMEOUT_ERROR, record_failure
-        from harness.provenance import now_iso
+        _Pool(self, todo, store, registries, device, force, tally).run()
 
+
+class _Pool:
+    """One pool sweep: hand cells out to idle slots, wait for a message or a deadline, settle.
+
+    A slot's message is "started" (its cell's clock starts) or the cell's result; a slot whose
+    process died has its cell retried (``max_retries``) or recorded failed; a cell running past
+    ``cell_timeout`` has its process killed and is recorded failed.
+    """
+
+    def __init__(self, ex: LocalExecutor, todo: list[PlannedCell], store: Store, registries: Registries,
+                 device: str, force: bool, tally: Tally) -> None:
         plugins = plugin_set_payload(registries)
         sweep = uuid.uuid4().hex
-        queue: deque[tuple[PlannedCell, dict[str, Any], int]] = deque(
+        self.ex, self.tally = ex, tally
+        self.queue: deque[tuple[PlannedCell, dict[str, Any], int]] = deque(
             (pc, {**make_job(pc, store, plugins, device=device, force=force), "sweep": sweep}, 0) for pc in todo
         )
-        ctx = mp.get_context("spawn")
-        n = min(self.workers, len(todo))
-        slots = [_Slot(i, env) for i, env in enumerate(self._slot_envs(device, n))]
+        self.ctx = mp.get_context("spawn")
+        n = min(ex.workers, len(todo))
+        self.slots = [_Slot(i, env) for i, env in enumerate(ex._slot_envs(device, n))]
+
+    def run(self) -> None:
         try:
-            while queue or any(s.job for s in slots):
-                for slot in slots:  # hand out work
-                    if slot.job is None and queue:
-                        if slot.proc is not None and not slot.proc.is_alive():
-                            self._stop(slot, kill=True)
-                        if slot.proc is None:
-                            self._start(ctx, slot)
-                        slot.job, slot.started, slot.started_iso = queue.popleft(), None, now_iso()
-                        slot.conn.send(slot.job[1])
-                busy = [s for s in slots if s.job]
-                timeout = None
-                clocks = [s.started for s in busy if s.started is not None]
-                if self.cell_timeout is not None and clocks:
-                    timeout = max(0.0, min(clocks) + self.cell_timeout - time.monotonic())
-                ready = wait([s.conn for s in busy] + [s.proc.sentinel for s in busy], timeout=timeout)
-                now = time.monotonic()
-                for slot in busy:
-                    pc, job, attempt = slot.job
-                    if slot.conn in ready or slot.proc.sentinel in ready:
-                        try:
-                            result = slot.conn.recv()
-                            if "started" in result:  # the slot began the cell: its clock starts now
-                                slot.started, slot.started_iso = time.monotonic(), now_iso()
-                                continue
-                        except (EOFError, OSError):  # the process died mid-cell
-                            slot.proc.join(5)
-                            code = slot.proc.exitcode
-                            self._stop(slot, kill=True)
-                            slot.job = None
-                            if attempt < self.max_retries:
-                                log.warning("worker died on cell %s (exit code %s); retrying", pc.key[:12], code)
-                                queue.appendleft((pc, job, attempt + 1))
-                            else:
-                                outcome = record_failure(job, "WorkerDied", f"worker process died (exit code {code})",
-                                                         started=slot.started_iso, wall_s=now - (slot.started or now))
-                                tally.add(pc, outcome)
-                            continue
-                        slot.job = None
-                        tally.add(pc, result["outcome"])
-                    elif (self.cell_timeout is not None and slot.started is not None
-                          and now - slot.started >= self.cell_timeout):
-                        self._stop(slot, kill=True)
-                        slot.job = None
-                        log.error("cell %s / %s / %s: timeout after %gs, killed", pc.cell.suite, pc.label,
-                                  pc.cell.model, self.cell_timeout)
-                        outcome = record_failure(job, TIMEOUT_ERROR, f"timeout after {self.cell_timeout:g}s",
-                                                 started=slot.started_iso, wall_s=now - (slot.started or now))
-                        tally.add(pc, outcome)
+            while self.queue or self.busy():
+                self.hand_out()
+                ready = self.wait()
+                self.settle(ready, time.monotonic())
         finally:
-            for slot in slots:
-                self._stop(slot, kill=slot.job is not None)
+            for slot in self.slots:
+                LocalExecutor._stop(slot, kill=slot.job is not None)
+
+    def busy(self) -> list[_Slot]:
+        return [s for s in self.slots if s.job]
+
+    def hand_out(self) -> None:
+        """Give the next queued cell to each idle slot (restarting a slot whose process is gone)."""
+        from harness.provenance import now_iso
+
+        for slot in self.slots:
+            if slot.job is None and self.queue:
+                if slot.proc is not None and not slot.proc.is_alive():
+                    LocalExecutor._stop(slot, kill=True)
+                if slot.proc is None:
+                    LocalExecutor._start(self.ctx, slot)
+                slot.job, slot.started, slot.started_iso = self.queue.popleft(), None, now_iso()
+                slot.conn.send(slot.job[1])
+
+    def wait(self) -> list[Any]:
+        """Block until a busy slot sends a message or dies, or the earliest cell deadline passes."""
+        busy = self.busy()
+        timeout = None
+        clocks = [s.started for s in busy if s.started is not None]
+        if self.ex.cell_timeout is not None and clocks:
+            timeout = max(0.0, min(clocks) + self.ex.cell_timeout - time.monotonic())
+        return wait([s.conn for s in busy] + [s.proc.sentinel for s in busy], timeout=timeout)
+
+    def settle(self, ready: list[Any], now: float) -> None:
+        """Act on each busy slot: a message or a death if it is ready, else a passed deadline."""
+        for slot in self.busy():
+            if slot.conn in ready or slot.proc.sentinel in ready:
+                self._receive(slot, now)
+            elif (self.ex.cell_timeout is not None and slot.started is not None
+                  and now - slot.started >= self.ex.cell_timeout):
+                self._timed_out(slot, now)
+
+    def _receive(self, slot: _Slot, now: float) -> None:
+        from harness.provenance import now_iso
+
+        try:
+            result = slot.conn.recv()
+        except (EOFError, OSError):  # the process died mid-cell
+            self._died(slot, now)
+            return
+        if "started" in result:  # the slot began the cell: its clock starts now
+            slot.started, slot.started_iso = time.monotonic(), now_iso()
+            return
+        pc = slot.job[0]
+        slot.job = None
+        self.tally.add(pc, result["outcome"])
+
+    def _died(self, slot: _Slot, now: float) -> None:
+        from harness.executors.worker import record_failure
+
+        pc, job, attempt = slot.job
+        slot.proc.join(5)
+        code = slot.proc.exitcode
+        LocalExecutor._stop(slot, kill=True)
+        slot.job = None
+        if attempt < self.ex.max_retries:
+            log.warning("worker died on cell %s (exit code %s); retrying", pc.key[:12], code)
+            self.queue.appendleft((pc, job, attempt + 1))
+            return
+        outcome = record_failure(job, "WorkerDied", f"worker process died (exit code {code})",
+                                 started=slot.started_iso, wall_s=now - (slot.started or now))
+        self.tally.add(pc, outcome)
+
+    def _timed_out(self, slot: _Slot, now: float) -> None:
+        from harness.executors.worker import TIMEOUT_ERROR, record_failure
+
+        pc, job, _ = slot.job
+        LocalExecutor._stop(slot, kill=True)
+        slot.job = None
+        timeout = self.ex.cell_timeout
+        log.error("cell %s / %s / %s: timeout after %gs, killed", pc.cell.suite, pc.label, pc.cell.model, timeout)
+        outcome = record_failure(job, TIMEOUT_ERROR, f"timeout after {timeout:g}s",
+                                 started=slot.started_iso, wall_s=now - (slot.started or now))
+        self.tally.add(pc, outcome)
