@@ -10,6 +10,10 @@ which fails if the file exists, so two concurrent runs cannot both write a cell.
 ``failed`` record is replaced when the cell is computed again; that read-check-replace
 holds an exclusive lock on ``records/<suite>/.locks/<key>.lock`` (``flock``, POSIX), so
 two sweeps retrying the same failed cell cannot overwrite the one that succeeded.
+
+A :class:`Store` parses and validates each record file once: it remembers the record by
+path, keyed by the file's inode, modification time and size, so asking again costs one
+``stat`` and a file published or replaced since (a new inode) is read afresh.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -58,6 +63,8 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        #: path -> ((inode, mtime_ns, size) when read, the record read); see :meth:`_load`.
+        self._known: dict[Path, tuple[tuple[int, int, int], RunRecord]] = {}
 
     def record_path(self, suite: str, key: str) -> Path:
         return self.root / "records" / suite / f"{key}.json"
@@ -65,15 +72,35 @@ class Store:
     def artifact_dir(self, key: str) -> Path:
         return self.root / "artifacts" / key
 
-    def get(self, suite: str, key: str) -> RunRecord | None:
-        path = self.record_path(suite, key)
-        if not path.exists():
+    def _load(self, path: Path) -> RunRecord | None:
+        """The record at ``path`` (None if there is none), parsed once per version of the file.
+
+        The file's (inode, mtime, size) is taken before it is read, so a file replaced while
+        being read is read again next time, never served stale.
+        """
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            self._known.pop(path, None)
             return None
-        return self._read(path)
+        version = (st.st_ino, st.st_mtime_ns, st.st_size)
+        known = self._known.get(path)
+        if known is not None and known[0] == version:
+            return known[1]
+        rec = self._read(path)
+        self._known[path] = (version, rec)
+        return rec
+
+    def get(self, suite: str, key: str) -> RunRecord | None:
+        return self._load(self.record_path(suite, key))
+
+    def status(self, suite: str, key: str) -> Literal["ok", "failed"] | None:
+        """The recorded status of a cell, or None when it has no record."""
+        rec = self.get(suite, key)
+        return None if rec is None else rec.status
 
     def is_done(self, suite: str, key: str) -> bool:
-        rec = self.get(suite, key)
-        return rec is not None and rec.status == "ok"
+        return self.status(suite, key) == "ok"
 
     @contextmanager
     def _locked(self, suite: str, key: str) -> Iterator[None]:
@@ -97,7 +124,7 @@ class Store:
         path = self.record_path(record.cell.suite, record.key)
         text = record.model_dump_json(indent=2)
         with self._locked(record.cell.suite, record.key):
-            existing = self.get(record.cell.suite, record.key) if path.exists() else None
+            existing = self.get(record.cell.suite, record.key)  # under the lock; read again only if changed
             if existing is not None and existing.status == "ok":
                 return False
             if existing is not None:  # a failed attempt: replace it
@@ -122,9 +149,12 @@ class Store:
         for folder in folders:
             for path in sorted(folder.glob("*.json")):
                 try:
-                    yield self._read(path)
+                    rec = self._load(path)
                 except StoreError as e:
                     warnings.warn(str(e), stacklevel=2)
+                    continue
+                if rec is not None:  # None: moved away since the listing
+                    yield rec
 
     def suites(self) -> list[str]:
         base = self.root / "records"

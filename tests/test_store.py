@@ -98,3 +98,61 @@ def test_atomic_write_no_clobber(tmp_path):
     assert atomic_write_text(p, "one", overwrite=False)
     assert not atomic_write_text(p, "two", overwrite=False)
     assert p.read_text() == "one" and list(p.parent.iterdir()) == [p]
+
+
+def _count_reads(monkeypatch) -> dict:
+    reads: dict = {}
+    real = Store._read
+
+    def counting(path):
+        reads[path.name] = reads.get(path.name, 0) + 1
+        return real(path)
+
+    monkeypatch.setattr(Store, "_read", staticmethod(counting))
+    return reads
+
+
+def test_a_record_is_parsed_once_per_version_of_its_file(tmp_path, monkeypatch):
+    reads = _count_reads(monkeypatch)
+    store = Store(tmp_path)
+    key = _record().key
+    assert store.get("s", key) is None and store.status("s", key) is None and reads == {}  # a stat is no read
+    store.put(_record(status="failed"))
+    assert store.status("s", key) == "failed" and not store.is_done("s", key)
+    assert [r.key for r in store.records()] == [key] and reads == {f"{key}.json": 1}
+    assert store.put(_record(value=3.0))  # replaces the failed record: a new file, read afresh
+    assert store.status("s", key) == "ok" and store.get("s", key).output.metrics[0].value == 3.0
+    assert reads == {f"{key}.json": 2}
+    assert not Store(tmp_path).put(_record(value=4.0))  # another Store instance reads for itself
+    assert reads == {f"{key}.json": 3} and store.is_done("s", key) and reads == {f"{key}.json": 3}
+    path = store.record_path("s", key)
+    path.write_text(path.read_text().replace('"label": "base"', '"label": "renamed"'))  # edited in place
+    assert store.get("s", key).label == "renamed" and reads == {f"{key}.json": 4}
+    path.unlink()
+    assert store.get("s", key) is None and list(store.records()) == []
+
+
+def test_a_second_harness_run_reads_each_record_once(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from harness import plugins
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_LOAD_PLUGINS", "")  # the toy plugins from --plugins-dir only
+    plugins.reset()
+    toy = str(Path(__file__).parent / "toy")
+    argv = ["--plugins-dir", toy, "run", "--suite", "toy_suite", "--model", "toy:a", "--model", "toy:b",
+            "--seed", "0", "--seed", "1", "--device", "cpu", "--output-dir", str(tmp_path / "o"),
+            "--leaderboard-dir", str(tmp_path / "lb"), "--no-progress"]
+    reads = _count_reads(monkeypatch)
+    try:
+        assert main(argv) == 0
+        files = sorted(p.name for p in (tmp_path / "o" / "records" / "toy_suite").glob("*.json"))
+        assert len(files) == 8 and sorted(reads) == files and set(reads.values()) == {1}  # the leaderboards' read
+        reads.clear()
+        first_board = (tmp_path / "lb" / "toy_suite.md").read_text()
+        assert main(argv) == 0  # todo split, executor, store re-checks, leaderboards, site: one read each
+        assert sorted(reads) == files and set(reads.values()) == {1}
+        assert (tmp_path / "lb" / "toy_suite.md").read_text() == first_board
+    finally:
+        plugins.reset()
