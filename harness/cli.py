@@ -84,13 +84,14 @@ def _spec_from_args(args: argparse.Namespace):  # noqa: ANN202
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness.executors.cli_options import executor_from_args
     from harness.leaderboard import build_leaderboards
     from harness.runner import execute, plan
     from harness.store import Store
 
     regs = _registries(args)
     spec = _spec_from_args(args)
-    executor = _executor_from_args(args)
+    executor = executor_from_args(args, regs, spec.executor)
     _offline_unless_asked(spec)
     cells = plan(spec, regs)
     store = Store(spec.output_dir)
@@ -128,72 +129,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-_EXECUTOR_FLAGS = {
-    "local": ("workers",),
-    "ray": ("ray_address", "ray_num_cpus", "cpus_per_cell", "gpus_per_cell"),
-    "slurm": ("slurm_partition", "slurm_gpus", "slurm_time_min", "slurm_folder", "slurm_local", "slurm_cpus",
-              "slurm_mem_gb", "slurm_array_parallelism"),
-}
-
-
-def _executor_from_args(args: argparse.Namespace):  # noqa: ANN202
-    """The executor chosen by --executor and its flags; a flag of another executor is an error."""
-    from harness.errors import SpecError
-    from harness.executors import make_executor
-
-    for name, flags in _EXECUTOR_FLAGS.items():
-        given = [f for f in flags if getattr(args, f) not in (None, False)]
-        if name != args.executor and given:
-            shown = ", ".join("--" + f.replace("_", "-") for f in given)
-            raise SpecError(f"{shown} only applies to --executor {name} (this run uses --executor {args.executor}).")
-    common = {"cell_timeout": args.cell_timeout}
-    if args.max_retries is not None:
-        common["max_retries"] = args.max_retries
-    if args.executor == "local":
-        return make_executor("local", workers=args.workers or 1, **common)
-    if args.executor == "ray":
-        opts = {"address": args.ray_address, "num_cpus": args.ray_num_cpus, "gpus_per_cell": args.gpus_per_cell}
-        if args.cpus_per_cell is not None:
-            opts["cpus_per_cell"] = args.cpus_per_cell
-        return make_executor("ray", **opts, **common)
-    opts = {"partition": args.slurm_partition, "gpus": args.slurm_gpus or 0, "local": args.slurm_local,
-            "cpus_per_task": args.slurm_cpus, "mem_gb": args.slurm_mem_gb,
-            "array_parallelism": args.slurm_array_parallelism}
-    if args.slurm_time_min is not None:
-        opts["time_min"] = args.slurm_time_min
-    if args.slurm_folder is not None:
-        opts["folder"] = args.slurm_folder
-    return make_executor("slurm", **opts, **common)
-
-
 def _add_executor_args(p: argparse.ArgumentParser, registries=None) -> None:  # noqa: ANN001
-    """The "where cells run" options of `harness run` (``registries``: the loaded plugins, or None
-    when the parser is built without them, e.g. for `harness --help`)."""
+    """The "where cells run" options of `harness run`, from the registered executors' configs
+    (``registries``: the loaded plugins, or None when the parser is built without them, e.g.
+    for `harness --help`: then only ``--executor`` itself)."""
     g = p.add_argument_group("where cells run", "Scale a sweep out (see README, 'Scaling out').")
-    g.add_argument("--executor", choices=["local", "ray", "slurm"], default="local",
-                   help="local (default): this machine; ray: one Ray task per cell; slurm: a submitit job array.")
-    g.add_argument("--cell-timeout", type=float, metavar="SECONDS",
-                   help="Kill a cell still running after SECONDS and record it failed; the sweep goes on.")
-    g.add_argument("--max-retries", type=int, metavar="N",
-                   help="Retries of a cell whose worker died (crash, lost node); default 1 (ray: 2).")
-    g.add_argument("--workers", type=int, metavar="N",
-                   help="local: N worker processes (one per GPU, pinned with CUDA_VISIBLE_DEVICES; on CPU in "
-                        "parallel). Default 1 = in this process.")
-    g.add_argument("--ray-address", metavar="ADDR",
-                   help="ray: cluster to join (auto, HEAD:6379 or ray://HEAD:10001); default: start a local one.")
-    g.add_argument("--ray-num-cpus", type=int, metavar="N", help="ray: CPUs of a local cluster (default: all).")
-    g.add_argument("--cpus-per-cell", type=float, metavar="N", help="ray: CPUs requested per cell (default 1).")
-    g.add_argument("--gpus-per-cell", type=float, metavar="N",
-                   help="ray: GPUs requested per cell (default: 1 when the device is cuda, or auto on a GPU cluster).")
-    g.add_argument("--slurm-partition", metavar="P", help="slurm: partition.")
-    g.add_argument("--slurm-gpus", type=int, metavar="G", help="slurm: GPUs per job (one cell per job).")
-    g.add_argument("--slurm-time-min", type=int, metavar="T", help="slurm: time limit per job, minutes (default 60).")
-    g.add_argument("--slurm-folder", metavar="DIR", help="slurm: submitit logs and pickles (default harness-slurm).")
-    g.add_argument("--slurm-cpus", type=int, metavar="N", help="slurm: CPUs per job.")
-    g.add_argument("--slurm-mem-gb", type=float, metavar="GB", help="slurm: memory per job.")
-    g.add_argument("--slurm-array-parallelism", type=int, metavar="N", help="slurm: at most N jobs at once.")
-    g.add_argument("--slurm-local", action="store_true",
-                   help="slurm: run the job array on this machine with submitit's LocalExecutor (testing).")
+    if registries is None:
+        g.add_argument("--executor", metavar="NAME", help="Where cells run (`harness run --help` lists them).")
+        return
+    from harness.executors.cli_options import add_executor_arguments
+
+    add_executor_arguments(g, registries)
 
 
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")

@@ -122,6 +122,10 @@ class RunSpec(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Model dtype.")
     output_dir: Path = Field(Path("harness-results"), description="Where run records and artifacts are stored.")
     leaderboard_dir: Path = Field(Path("leaderboards"), description="Where leaderboards are written.")
+    executor: ComponentSpec | None = Field(
+        None, description="Where cells run: an executor (`harness plugins` lists them) and its config; "
+        "None = local, in this process. `harness run --executor` and its flags override it.",
+    )
 
     @field_validator("models", mode="before")
     @classmethod

@@ -67,8 +67,18 @@ def _require_distinct_labels(entries: list[tuple[int, ComponentSpec]], field: st
         seen[e.display] = j
 
 
+def _check_executor(spec: RunSpec, registries: Registries) -> None:
+    """The spec's ``executor:`` must name a registered executor with a valid config."""
+    if spec.executor is not None:
+        from harness.executors.cli_options import executor_class
+
+        executor_class(spec.executor.name, registries.executors).parse_config(spec.executor.config,
+                                                                             at="executor.config")
+
+
 def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
     """Expand ``spec`` into cells; raises :class:`SpecError` / UnknownNameError on any bad input."""
+    _check_executor(spec, registries)
     suite_specs = spec.suites or [ComponentSpec(name=n) for n in registries.suites.names()]
     if spec.methods:  # every named method must exist and be compared by some chosen suite
         kinds = {k for s in suite_specs for k in registries.suites.get(s.name).method_kinds}
@@ -151,11 +161,11 @@ def execute(
     """Compute every cell not already recorded (all of them with ``force``).
 
     A cell that raises is recorded as ``failed`` (with its traceback) and the run goes on.
-    ``executor`` chooses where cells run (default: in this process, one after the other);
-    see :mod:`harness.executors`.
+    ``executor`` chooses where cells run (default: the built-in local executor, in this
+    process, one after the other); see :mod:`harness.executors`.
     """
     if executor is None:
-        from harness.executors.local import LocalExecutor
+        from harness.executors import make_executor
 
-        executor = LocalExecutor()
+        executor = make_executor("local")
     return executor.run(cells, store, registries, device=device, force=force, progress=progress, on_cell=on_cell)

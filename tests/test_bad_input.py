@@ -62,7 +62,7 @@ def isolated(tmp_path_factory):
     from harness import plugins
 
     mp = pytest.MonkeyPatch()
-    mp.setenv("HARNESS_LOAD_PLUGINS", "")
+    mp.setenv("HARNESS_LOAD_PLUGINS", "executors")  # the built-in executors, no other entry point
     mp.chdir(tmp_path_factory.mktemp("cli"))
     plugins.reset()
     yield

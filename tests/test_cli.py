@@ -15,7 +15,7 @@ TOY_DIR = str(Path(__file__).parent / "toy")
 def harness(*args, cwd=None, env_extra=None, load_builtins=False):
     env = dict(os.environ)
     if not load_builtins:
-        env["HARNESS_LOAD_PLUGINS"] = ""  # only the toy plugins from --plugins-dir
+        env["HARNESS_LOAD_PLUGINS"] = "executors"  # only the toy plugins from --plugins-dir (and the executors)
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=300)

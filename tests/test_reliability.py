@@ -24,7 +24,7 @@ TOY = str(Path(__file__).parent / "toy")
 
 
 def _toy_env():
-    return dict(os.environ, HARNESS_LOAD_PLUGINS="")
+    return dict(os.environ, HARNESS_LOAD_PLUGINS="executors")  # toy plugins and the built-in executors
 
 
 # --------------------------------------------------------------------------- fault isolation

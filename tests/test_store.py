@@ -138,7 +138,7 @@ def test_a_second_harness_run_reads_each_record_once(tmp_path, monkeypatch):
     from harness import plugins
     from harness.cli import main
 
-    monkeypatch.setenv("HARNESS_LOAD_PLUGINS", "")  # the toy plugins from --plugins-dir only
+    monkeypatch.setenv("HARNESS_LOAD_PLUGINS", "executors")  # the toy plugins from --plugins-dir, the executors
     plugins.reset()
     toy = str(Path(__file__).parent / "toy")
     argv = ["--plugins-dir", toy, "run", "--suite", "toy_suite", "--model", "toy:a", "--model", "toy:b",

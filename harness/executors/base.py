@@ -1,5 +1,10 @@
 """The executor interface and what travels to a worker: JSON and paths, never objects.
 
+An executor is a plugin (hook ``register_executors``): a subclass of :class:`Executor`
+with a ``name``, a ``description`` and a ``Config`` (extending :class:`ExecutorConfig`)
+whose fields are its spec fields (``executor: {name, config}``) and its ``harness run``
+flags (see :mod:`harness.executors.cli_options`).
+
 A job (one cell) is a JSON-able dict::
 
     {"cell": {...cell payload...}, "store": "<store root>", "plugins": {...plugin set...},
@@ -14,12 +19,17 @@ node sees its GPU.
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from harness.config import PluginConfig
+from harness.protocols import Plugin
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.cell import Outcome, PlannedCell
@@ -41,10 +51,33 @@ class RunSummary:
     failed: int = 0
 
 
-class Executor(ABC):
-    """Computes planned cells and publishes their records into a store."""
+class ExecutorConfig(PluginConfig):
+    """Options every executor has (``harness run --cell-timeout`` / ``--max-retries``)."""
 
-    name: ClassVar[str]
+    cell_timeout: float | None = Field(
+        None, description="Kill a cell still running after this many seconds and record it failed; the sweep goes on.",
+        json_schema_extra={"cli": "--cell-timeout", "metavar": "SECONDS"})
+    max_retries: int = Field(
+        1, ge=0, description="Retries of a cell whose worker died (crash, lost node).",
+        json_schema_extra={"cli": "--max-retries", "metavar": "N"})
+
+    @field_validator("cell_timeout")
+    @classmethod
+    def _positive_timeout(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise ValueError("must be a positive number of seconds")
+        return v
+
+
+class Executor(Plugin):
+    """Computes planned cells and publishes their records into a store.
+
+    Built from its validated ``Config`` (``self.config``); registered with the
+    ``register_executors`` hook. Subclasses set ``name``, ``description`` and ``Config``.
+    """
+
+    kind: ClassVar[str] = "executor"
+    Config: ClassVar[type[PluginConfig]] = ExecutorConfig
 
     @abstractmethod
     def run(

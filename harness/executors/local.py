@@ -20,11 +20,23 @@ import os
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
-from harness.executors.base import Executor, OnCell, RunSummary, Tally, make_job, plugin_set_payload, split_todo
+from pydantic import Field, field_validator
+
+from harness.executors.base import (
+    Executor,
+    ExecutorConfig,
+    OnCell,
+    RunSummary,
+    Tally,
+    make_job,
+    plugin_set_payload,
+    split_todo,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.plugins import Registries
@@ -79,19 +91,32 @@ class _Slot:
     started_iso: str = ""
 
 
+class LocalConfig(ExecutorConfig):
+    """Options of the local executor."""
+
+    workers: int = Field(
+        1, description="Worker processes (one per GPU, pinned with CUDA_VISIBLE_DEVICES; on CPU in parallel). "
+        "1 = in this process.", json_schema_extra={"cli": "--workers", "metavar": "N"})
+
+    @field_validator("workers")
+    @classmethod
+    def _at_least_one(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be at least 1")
+        return v
+
+
 class LocalExecutor(Executor):
     """Cells on this machine: in-process, or ``workers`` spawned processes (one per GPU)."""
 
     name = "local"
+    description = "this machine (in this process, or a pool of worker processes)"
+    Config = LocalConfig
 
-    def __init__(self, workers: int = 1, cell_timeout: float | None = None, max_retries: int = 1) -> None:
-        from harness.errors import SpecError
-
-        if workers < 1:
-            raise SpecError(f"--workers must be at least 1 (got {workers}).")
-        if cell_timeout is not None and cell_timeout <= 0:
-            raise SpecError(f"--cell-timeout must be a positive number of seconds (got {cell_timeout}).")
-        self.workers, self.cell_timeout, self.max_retries = workers, cell_timeout, max_retries
+    def __init__(self, config: LocalConfig | Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        self.workers, self.cell_timeout, self.max_retries = c.workers, c.cell_timeout, c.max_retries
 
     # ------------------------------------------------------------------ in-process
     def _run_inline(self, todo: list[PlannedCell], store: Store, registries: Registries, device: str,

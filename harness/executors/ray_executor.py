@@ -13,10 +13,14 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
 
 from harness.executors.base import (
     Executor,
+    ExecutorConfig,
     OnCell,
     RunSummary,
     Tally,
@@ -45,18 +49,39 @@ def import_ray() -> Any:
     return ray
 
 
+class RayConfig(ExecutorConfig):
+    """Options of the Ray executor."""
+
+    address: str | None = Field(
+        None, description="Cluster to join (auto, HEAD:6379 or ray://HEAD:10001); default: start a local one.",
+        json_schema_extra={"metavar": "ADDR"})
+    num_cpus: int | None = Field(None, description="CPUs of a local cluster (default: all).",
+                                 json_schema_extra={"metavar": "N"})
+    cpus_per_cell: float = Field(1.0, description="CPUs requested per cell.",
+                                 json_schema_extra={"cli": "--cpus-per-cell", "metavar": "N"})
+    gpus_per_cell: float | None = Field(
+        None, description="GPUs requested per cell (default: 1 when the device is cuda, or auto on a GPU cluster).",
+        json_schema_extra={"cli": "--gpus-per-cell", "metavar": "N"})
+    max_retries: int = Field(2, ge=0, description="Retries of a cell whose worker died (crash, lost node).",
+                             json_schema_extra={"cli": "--max-retries", "metavar": "N"})
+    init_kwargs: dict[str, Any] = Field(default_factory=dict,
+                                        description="Extra keyword arguments of ray.init (spec only).")
+
+
 class RayExecutor(Executor):
     """One Ray task per cell (``num_cpus`` / ``num_gpus`` per task)."""
 
     name = "ray"
+    description = "one Ray task per cell"
+    Config = RayConfig
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None, cpus_per_cell: float = 1.0,
-                 gpus_per_cell: float | None = None, max_retries: int = 2, cell_timeout: float | None = None,
-                 init_kwargs: dict[str, Any] | None = None) -> None:
-        self.address, self.num_cpus = address, num_cpus
-        self.cpus_per_cell, self.gpus_per_cell = cpus_per_cell, gpus_per_cell
-        self.max_retries, self.cell_timeout = max_retries, cell_timeout
-        self.init_kwargs = dict(init_kwargs or {})
+    def __init__(self, config: RayConfig | Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        self.address, self.num_cpus = c.address, c.num_cpus
+        self.cpus_per_cell, self.gpus_per_cell = c.cpus_per_cell, c.gpus_per_cell
+        self.max_retries, self.cell_timeout = c.max_retries, c.cell_timeout
+        self.init_kwargs = dict(c.init_kwargs)
 
     def _connect(self, ray: Any) -> bool:
         """Connect or start a cluster; True when this call started it (and must shut it down)."""

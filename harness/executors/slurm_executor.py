@@ -14,11 +14,15 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from harness.executors.base import (
     Executor,
+    ExecutorConfig,
     OnCell,
     RunSummary,
     Tally,
@@ -49,20 +53,41 @@ def import_submitit() -> Any:
     return submitit
 
 
+class SlurmConfig(ExecutorConfig):
+    """Options of the Slurm executor."""
+
+    partition: str | None = Field(None, description="Partition.", json_schema_extra={"metavar": "P"})
+    gpus: int = Field(0, ge=0, description="GPUs per job (one cell per job).", json_schema_extra={"metavar": "G"})
+    time_min: int = Field(60, gt=0, description="Time limit per job, minutes.", json_schema_extra={"metavar": "T"})
+    folder: Path = Field(Path("harness-slurm"), description="submitit logs and pickles.",
+                         json_schema_extra={"metavar": "DIR"})
+    cpus_per_task: int | None = Field(None, description="CPUs per job.",
+                                      json_schema_extra={"cli": "--slurm-cpus", "metavar": "N"})
+    mem_gb: float | None = Field(None, description="Memory per job.", json_schema_extra={"metavar": "GB"})
+    array_parallelism: int | None = Field(None, description="At most N jobs at once.",
+                                          json_schema_extra={"metavar": "N"})
+    local: bool = Field(False, description="Run the job array on this machine with submitit's LocalExecutor "
+                        "(testing).")
+    poll_s: float = Field(1.0, gt=0, description="Seconds between polls of the jobs (spec only).",
+                          json_schema_extra={"cli": False})
+    extra_parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Extra submitit parameters, e.g. slurm_account (spec only).")
+
+
 class SlurmExecutor(Executor):
     """A submitit job array, one task per cell."""
 
     name = "slurm"
+    description = "a submitit job array"
+    Config = SlurmConfig
 
-    def __init__(self, folder: str | Path = "harness-slurm", partition: str | None = None, gpus: int = 0,
-                 time_min: int = 60, cpus_per_task: int | None = None, mem_gb: float | None = None,
-                 array_parallelism: int | None = None, local: bool = False, max_retries: int = 1,
-                 cell_timeout: float | None = None, poll_s: float = 1.0,
-                 extra_parameters: dict[str, Any] | None = None) -> None:
-        self.folder, self.partition, self.gpus, self.time_min = Path(folder), partition, gpus, time_min
-        self.cpus_per_task, self.mem_gb, self.array_parallelism = cpus_per_task, mem_gb, array_parallelism
-        self.local, self.max_retries, self.cell_timeout, self.poll_s = local, max_retries, cell_timeout, poll_s
-        self.extra_parameters = dict(extra_parameters or {})
+    def __init__(self, config: SlurmConfig | Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        self.folder, self.partition, self.gpus, self.time_min = Path(c.folder), c.partition, c.gpus, c.time_min
+        self.cpus_per_task, self.mem_gb, self.array_parallelism = c.cpus_per_task, c.mem_gb, c.array_parallelism
+        self.local, self.max_retries, self.cell_timeout, self.poll_s = c.local, c.max_retries, c.cell_timeout, c.poll_s
+        self.extra_parameters = dict(c.extra_parameters)
 
     def _executor(self, submitit: Any) -> Any:
         from harness.errors import SpecError
