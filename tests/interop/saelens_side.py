@@ -1,0 +1,75 @@
+"""The SAELens side of tests/test_saelens_interop.py; runs in a Python environment with the real
+``sae-lens`` package (and without harness), so each side is only ever its own code.
+
+    python saelens_side.py load ROOT     every ROOT/<name>/sae folder (written by harness): load with
+                                         SAELens, encode/decode ROOT/x.safetensors into
+                                         ROOT/<name>/saelens_out.safetensors, save again to ROOT/<name>/resaved
+    python saelens_side.py make ROOT     SAELens SAEs of each architecture, random weights, saved to
+                                         ROOT/<arch>/sae with their encode/decode of ROOT/x.safetensors;
+                                         plus options harness must refuse (ROOT/refuse_<what>/sae)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from sae_lens import (
+    SAE,
+    JumpReLUSAE,
+    JumpReLUSAEConfig,
+    StandardSAE,
+    StandardSAEConfig,
+    TopKSAE,
+    TopKSAEConfig,
+)
+
+
+def _outputs(sae, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        f = sae.encode(x)
+        return {"f": f.contiguous(), "x_hat": sae.decode(f).contiguous()}
+
+
+def load(root: Path) -> None:
+    x = load_file(str(root / "x.safetensors"))["x"]
+    for folder in sorted(p for p in root.iterdir() if (p / "sae" / "cfg.json").is_file()):
+        sae = SAE.load_from_disk(folder / "sae")
+        save_file(_outputs(sae, x), str(folder / "saelens_out.safetensors"))
+        sae.save_model(folder / "resaved")
+        print(folder.name, type(sae).__name__)
+
+
+def _randomise(sae, gen: torch.Generator) -> None:
+    with torch.no_grad():
+        for name, p in sae.named_parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * (0.3 if name.startswith("W") else 0.1))
+        if hasattr(sae, "threshold"):
+            sae.threshold.copy_(torch.rand(sae.threshold.shape, generator=gen) * 0.2 + 0.01)
+
+
+def make(root: Path) -> None:
+    x = load_file(str(root / "x.safetensors"))["x"]
+    d_in, d_sae = x.shape[1], 4 * x.shape[1]
+    gen = torch.Generator().manual_seed(0)
+    saes = {
+        "standard": StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=d_sae)),
+        "standard_no_bdec": StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=d_sae, apply_b_dec_to_input=False)),
+        "topk": TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=6)),
+        "jumprelu": JumpReLUSAE(JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae)),
+        "refuse_decoder_norm_rescale": TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=6,
+                                                             rescale_acts_by_decoder_norm=True)),
+        "refuse_layer_norm": StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=d_sae, normalize_activations="layer_norm")),
+    }
+    for name, sae in saes.items():
+        _randomise(sae, gen)
+        folder = root / name
+        sae.save_model(folder / "sae")
+        save_file(_outputs(sae, x), str(folder / "saelens_out.safetensors"))
+        print(name, type(sae).__name__)
+
+
+if __name__ == "__main__":
+    {"load": load, "make": make}[sys.argv[1]](Path(sys.argv[2]))
