@@ -1,14 +1,16 @@
-"""SAELens interoperability, proven with the real ``sae-lens`` package.
+"""SAELens and sparsify interoperability, proven with the real ``sae-lens`` and ``eai-sparsify``.
 
-sae-lens runs in its own Python environment (it pins its own transformers; harness's stays
-untouched): ``.ci/run`` builds one and sets ``HARNESS_SAELENS_PYTHON``. The SAELens side is
+They run in their own Python environment (sae-lens pins its own transformers; harness's stays
+untouched): ``.ci/run`` builds one and sets ``HARNESS_PEERS_PYTHON``. The peers' side is
 tests/interop/saelens_side.py, which never imports harness.
 
 - every built-in learner saved by harness loads in SAELens with the same encode / decode
   (1e-6), and what SAELens saves again loads back in harness with the same function;
 - SAELens's own standard / topk / jumprelu SAEs load in harness with the same function;
 - SAELens options harness does not implement (decoder-norm rescaling, layer-norm input
-  normalisation) are refused with a clear error instead of being loaded silently wrong.
+  normalisation) are refused with a clear error instead of being loaded silently wrong;
+- a sparsify SparseCoder folder loads as harness's topk with the same function; sparsify's
+  skip connection is refused.
 """
 
 import math
@@ -26,15 +28,16 @@ from harness.errors import HarnessError  # noqa: E402
 from harness.sae import load_sae  # noqa: E402
 from harness.testing import registries_with  # noqa: E402
 
-SAELENS_PYTHON = os.environ.get("HARNESS_SAELENS_PYTHON")
+SAELENS_PYTHON = os.environ.get("HARNESS_PEERS_PYTHON")
 SIDE = Path(__file__).parent / "interop" / "saelens_side.py"
 REGS = registries_with(builtins=True)
 LEARNERS = REGS["dictionary_learner"].names()
 D_IN = 16
 
 if not SAELENS_PYTHON and os.environ.get("CI"):
-    raise RuntimeError("CI must run the SAELens interoperability tests: .ci/run sets HARNESS_SAELENS_PYTHON.")
-pytestmark = pytest.mark.skipif(not SAELENS_PYTHON, reason="HARNESS_SAELENS_PYTHON (a Python with sae-lens) not set")
+    raise RuntimeError("CI must run the SAELens interoperability tests: .ci/run sets HARNESS_PEERS_PYTHON.")
+pytestmark = pytest.mark.skipif(not SAELENS_PYTHON,
+                                reason="HARNESS_PEERS_PYTHON (a Python with sae-lens and eai-sparsify) not set")
 
 
 def _saelens(command: str, root: Path) -> None:
@@ -115,9 +118,11 @@ def saelens_saved(tmp_path_factory, x):
     return root
 
 
-@pytest.mark.parametrize("arch", ["standard", "standard_no_bdec", "topk", "jumprelu"])
-def test_saelens_sae_loads_in_harness_with_same_function(saelens_saved, x, arch):
+@pytest.mark.parametrize("arch", ["standard", "standard_no_bdec", "topk", "jumprelu", "sparsify"])
+def test_peer_sae_loads_in_harness_with_same_function(saelens_saved, x, arch):
     sae = load_sae(saelens_saved / arch / "sae", REGS)
+    assert sae.name == {"standard": "relu_l1", "standard_no_bdec": "relu_l1"}.get(arch, "topk" if "sparsify" in arch
+                                                                                     else arch)
     theirs = load_file(str(saelens_saved / arch / "saelens_out.safetensors"))
     f, x_hat = _outputs(sae, x)
     assert int((f != 0).sum()) > 0 and math.isfinite(float(x_hat.sum()))
@@ -126,8 +131,9 @@ def test_saelens_sae_loads_in_harness_with_same_function(saelens_saved, x, arch)
 
 
 @pytest.mark.parametrize("case,option", [("refuse_decoder_norm_rescale", "rescale_acts_by_decoder_norm"),
-                                         ("refuse_layer_norm", "normalize_activations='layer_norm'")])
-def test_unsupported_saelens_options_are_refused(saelens_saved, case, option):
+                                         ("refuse_layer_norm", "normalize_activations='layer_norm'"),
+                                         ("refuse_sparsify_skip", "skip_connection=true")])
+def test_unsupported_peer_options_are_refused(saelens_saved, case, option):
     with pytest.raises(HarnessError, match="options harness does not implement") as e:
         load_sae(saelens_saved / case / "sae", REGS)
     assert option in str(e.value)

@@ -1,12 +1,14 @@
-"""The SAELens side of tests/test_saelens_interop.py; runs in a Python environment with the real
-``sae-lens`` package (and without harness), so each side is only ever its own code.
+"""The peers' side of tests/test_saelens_interop.py; runs in a Python environment with the real
+``sae-lens`` and ``eai-sparsify`` packages (and without harness), so each side is only ever
+its own code.
 
     python saelens_side.py load ROOT     every ROOT/<name>/sae folder (written by harness): load with
                                          SAELens, encode/decode ROOT/x.safetensors into
                                          ROOT/<name>/saelens_out.safetensors, save again to ROOT/<name>/resaved
     python saelens_side.py make ROOT     SAELens SAEs of each architecture, random weights, saved to
                                          ROOT/<arch>/sae with their encode/decode of ROOT/x.safetensors;
-                                         plus options harness must refuse (ROOT/refuse_<what>/sae)
+                                         plus options harness must refuse (ROOT/refuse_<what>/sae);
+                                         sparsify SparseCoders likewise (ROOT/sparsify*/sae)
 """
 
 from __future__ import annotations
@@ -69,6 +71,27 @@ def make(root: Path) -> None:
         sae.save_model(folder / "sae")
         save_file(_outputs(sae, x), str(folder / "saelens_out.safetensors"))
         print(name, type(sae).__name__)
+    make_sparsify(root, x, gen)
+
+
+def make_sparsify(root: Path, x: torch.Tensor, gen: torch.Generator) -> None:
+    from sparsify import SparseCoder, SparseCoderConfig
+
+    d_in = x.shape[1]
+    coders = {
+        "sparsify": SparseCoder(d_in, SparseCoderConfig(k=6, num_latents=4 * d_in)),
+        "refuse_sparsify_skip": SparseCoder(d_in, SparseCoderConfig(k=6, num_latents=4 * d_in, skip_connection=True)),
+    }
+    for name, sc in coders.items():
+        _randomise(sc, gen)
+        folder = root / name
+        sc.save_to_disk(folder / "sae")
+        with torch.no_grad():
+            enc = sc.encode(x)
+            f = torch.zeros(x.shape[0], sc.num_latents).scatter_(-1, enc.top_indices, enc.top_acts)
+            x_hat = sc.decode(enc.top_acts, enc.top_indices)
+        save_file({"f": f.contiguous(), "x_hat": x_hat.contiguous()}, str(folder / "saelens_out.safetensors"))
+        print(name, type(sc).__name__)
 
 
 if __name__ == "__main__":
