@@ -1,4 +1,4 @@
-"""SAELens and sparsify interoperability, proven with the real ``sae-lens`` and ``eai-sparsify``.
+"""SAELens, sparsify and dictionary_learning interoperability, proven with the real packages.
 
 They run in their own Python environment (sae-lens pins its own transformers; harness's stays
 untouched): ``.ci/run`` builds one and sets ``HARNESS_PEERS_PYTHON``. The peers' side is
@@ -10,7 +10,9 @@ tests/interop/saelens_side.py, which never imports harness.
 - SAELens options harness does not implement (decoder-norm rescaling, layer-norm input
   normalisation) are refused with a clear error instead of being loaded silently wrong;
 - a sparsify SparseCoder folder loads as harness's topk with the same function; sparsify's
-  skip connection is refused.
+  skip connection is refused;
+- dictionary_learning's AutoEncoder / AutoEncoderTopK / BatchTopKSAE / JumpReluAutoEncoder,
+  converted to safetensors, load with the same function; its pickled ae.pt is refused.
 """
 
 import math
@@ -118,11 +120,14 @@ def saelens_saved(tmp_path_factory, x):
     return root
 
 
-@pytest.mark.parametrize("arch", ["standard", "standard_no_bdec", "topk", "jumprelu", "sparsify"])
+DL = {"dl_autoencoder": "relu_l1", "dl_topk": "topk", "dl_batchtopk": "batchtopk", "dl_jumprelu": "jumprelu"}
+
+
+@pytest.mark.parametrize("arch", ["standard", "standard_no_bdec", "topk", "jumprelu", "sparsify", *DL])
 def test_peer_sae_loads_in_harness_with_same_function(saelens_saved, x, arch):
     sae = load_sae(saelens_saved / arch / "sae", REGS)
-    assert sae.name == {"standard": "relu_l1", "standard_no_bdec": "relu_l1"}.get(arch, "topk" if "sparsify" in arch
-                                                                                     else arch)
+    expected = {"standard": "relu_l1", "standard_no_bdec": "relu_l1", "sparsify": "topk", **DL}.get(arch, arch)
+    assert sae.name == expected
     theirs = load_file(str(saelens_saved / arch / "saelens_out.safetensors"))
     f, x_hat = _outputs(sae, x)
     assert int((f != 0).sum()) > 0 and math.isfinite(float(x_hat.sum()))
@@ -132,8 +137,9 @@ def test_peer_sae_loads_in_harness_with_same_function(saelens_saved, x, arch):
 
 @pytest.mark.parametrize("case,option", [("refuse_decoder_norm_rescale", "rescale_acts_by_decoder_norm"),
                                          ("refuse_layer_norm", "normalize_activations='layer_norm'"),
-                                         ("refuse_sparsify_skip", "skip_connection=true")])
+                                         ("refuse_sparsify_skip", "skip_connection=true"),
+                                         ("refuse_dl_pickle", "unpickling can run arbitrary code")])
 def test_unsupported_peer_options_are_refused(saelens_saved, case, option):
-    with pytest.raises(HarnessError, match="options harness does not implement") as e:
+    with pytest.raises(HarnessError, match="options harness does not implement|only a pickle") as e:
         load_sae(saelens_saved / case / "sae", REGS)
     assert option in str(e.value)

@@ -112,7 +112,7 @@ def load_sae(directory: str | Path, registries: Any = None, format: str = "auto"
     if found == "sparsify":
         return _load_sparsify(directory, registries)
     if found == "dictionary_learning":
-        return _load_dictionary_learning(directory)
+        return _load_dictionary_learning(directory, registries)
     cfg_path = directory / "cfg.json"
     name = learner_for_cfg(json.loads(cfg_path.read_text()))
     return registries["dictionary_learner"].get(name).load(directory)
@@ -148,12 +148,60 @@ def _load_sparsify(directory: Path, registries: Any) -> Any:
     return sae.eval()
 
 
-def _load_dictionary_learning(directory: Path) -> Any:
-    pickles = [n for n in PICKLE_NAMES if (directory / n).is_file()]
-    raise HarnessError(
-        f"{directory} is a dictionary_learning checkpoint ({', '.join(pickles) or 'ae.safetensors'}). Its ae.pt is a "
-        "pickle, and unpickling can run arbitrary code, so harness does not open it; and no dictionary_learning "
-        "loader is verified against that package here. Convert it where you trust the file: load it with "
-        "dictionary_learning, then save an SAELens folder (cfg.json + sae_weights.safetensors with W_enc [d_in, "
-        "d_sae], b_enc, W_dec [d_sae, d_in], b_dec) and load that."
-    )
+#: dictionary_learning dict_class -> (harness learner, extra config from the checkpoint).
+DICTIONARY_LEARNING_CLASSES = {
+    "AutoEncoder": "relu_l1",
+    "AutoEncoderTopK": "topk",
+    "BatchTopKSAE": "batchtopk",
+    "JumpReluAutoEncoder": "jumprelu",
+}
+
+
+def _load_dictionary_learning(directory: Path, registries: Any) -> Any:
+    """A dictionary_learning (saprmarks) SAE from ``ae.safetensors`` (its ``state_dict`` saved with
+    safetensors) and its ``config.json`` (``trainer.dict_class``). Its ``ae.pt`` is a pickle:
+    refused, with the one-line conversion."""
+    from safetensors.torch import load_file
+
+    weights = directory / "ae.safetensors"
+    if not weights.is_file():
+        raise HarnessError(
+            f"{directory} is a dictionary_learning checkpoint with only a pickle ({', '.join(PICKLE_NAMES)}): "
+            "unpickling can run arbitrary code, so harness does not open it. Convert it where you trust the file: "
+            "`from safetensors.torch import save_file; save_file(torch.load('ae.pt'), 'ae.safetensors')` next to "
+            "its config.json, then load the folder again."
+        )
+    cfg_path = directory / "config.json"
+    trainer = json.loads(cfg_path.read_text()).get("trainer", {}) if cfg_path.is_file() else {}
+    dict_class = trainer.get("dict_class")
+    if dict_class not in DICTIONARY_LEARNING_CLASSES:
+        raise HarnessError(
+            f"{directory}: dictionary_learning class {dict_class!r} (config.json trainer.dict_class) has no harness "
+            f"learner; known: {', '.join(DICTIONARY_LEARNING_CLASSES)}."
+            + ("" if cfg_path.is_file() else " The folder needs the config.json dictionary_learning wrote.")
+        )
+    t = load_file(str(weights))
+    name = DICTIONARY_LEARNING_CLASSES[dict_class]
+    if dict_class == "JumpReluAutoEncoder":
+        d_in, d_sae = t["W_enc"].shape
+        mapped = {k: t[k] for k in ("W_enc", "b_enc", "W_dec", "b_dec", "threshold")}
+        if bool((t["threshold"] < 0).any()):
+            raise HarnessError(f"{weights}: negative JumpReLU thresholds; harness's jumprelu needs thresholds >= 0.")
+        extra = {"apply_b_dec_to_input": bool(trainer.get("apply_b_dec_to_input", False))}
+    else:
+        d_sae, d_in = t["encoder.weight"].shape
+        mapped = {"W_enc": t["encoder.weight"].t().contiguous(), "b_enc": t["encoder.bias"],
+                  "W_dec": t["decoder.weight"].t().contiguous(), "b_dec": t["bias" if dict_class == "AutoEncoder" else "b_dec"]}
+        extra = {"apply_b_dec_to_input": True}
+        if dict_class != "AutoEncoder":
+            extra["k"] = int(t["k"])
+        if dict_class == "BatchTopKSAE":
+            if float(t["threshold"]) < 0:
+                raise HarnessError(f"{weights}: the BatchTopK inference threshold was never estimated (threshold < 0), "
+                                   "so dictionary_learning's own encode keeps every positive latent; train it longer.")
+            mapped["batchtopk_threshold"] = t["threshold"].reshape(1).float()
+    learner = registries["dictionary_learner"].get(name)
+    sae = learner.create(int(d_in), learner.Config(d_sae=int(d_sae), unit_norm_decoder=False, **extra), seed=0)
+    sae.load_weights(mapped)
+    sae.metadata = {"source_format": "dictionary_learning", "source_class": dict_class, "source_path": str(directory)}
+    return sae.eval()
