@@ -29,8 +29,9 @@ class KindSpec:
     base: str
     #: True for methods a suite compares as rows (dictionary learners, unlearning methods, ...).
     method: bool = False
-    #: Template of ``harness new-plugin``: "metric", "suite", or "generic" (a class of the base
-    #: with an example config, abstract methods left to fill in).
+    #: Template of ``harness new-plugin``: "metric", "suite", "dictionary_learner" (a ReLU SAE
+    #: that trains), or "generic" (a class of the base with an example config, abstract
+    #: methods left to fill in).
     scaffold: str = "generic"
     #: Module holding the hookspec of :attr:`hook` (added to every plugin manager).
     spec_module: str = "harness.hookspecs"
@@ -59,7 +60,7 @@ class KindSpec:
 
 KINDS: tuple[KindSpec, ...] = (
     KindSpec("dictionary_learner", "register_dictionary_learners", "harness.protocols:DictionaryLearner",
-             method=True),
+             method=True, scaffold="dictionary_learner"),
     KindSpec("unlearning_method", "register_unlearning_methods", "harness.protocols:UnlearningMethod", method=True),
     KindSpec("hallucination_mitigator", "register_hallucination_mitigators",
              "harness.protocols:HallucinationMitigator", method=True),

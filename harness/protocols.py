@@ -104,7 +104,12 @@ class LearnerSpec:
         return self.cls.name
 
     def create(self, d_in: int, *, seed: int) -> DictionaryLearner:
-        return self.cls.create(d_in, self.config, seed=seed)
+        """A fresh learner, checked against the contract on a probe batch (shapes and dtypes)."""
+        from harness.sae.contract import check_learner
+
+        learner = self.cls.create(d_in, self.config, seed=seed)
+        check_learner(learner, d_in, self.cls.name)
+        return learner
 
     def __repr__(self) -> str:
         return f"LearnerSpec({self.cls.name}, {self.config!r})"

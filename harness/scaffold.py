@@ -61,6 +61,55 @@ class {cls}(Suite):
         return SuiteOutput(metrics=[cell.metric("{name}_params").compute({{"model": loaded.model}})])
 '''
 
+_LEARNER_BODY = '''
+class {cls}Config(SAEConfig):
+    """Every field of SAEConfig (expansion_factor / d_sae, lr, unit_norm_decoder, ...) plus yours."""
+
+    l1_coefficient: float = Field(1e-2, ge=0, description="Weight of the L1 penalty on the latents.")
+
+
+class {cls}(LazySAE):
+    """Registered without importing torch; create()/load() import the implementation in .model."""
+
+    name = "{name}"
+    description = "ReLU SAE with an L1 penalty (replace with your learner)."
+    paper = None  # e.g. "arXiv:2406.04093"
+    Config = {cls}Config
+    impl = ".model:{cls}SAE"  # relative to this package (":Class" = this very module)
+'''
+
+_LEARNER_MODEL = '''"""The torch side of {name}: SAEBase gives W_enc [d_in, d_sae], b_enc, W_dec [d_sae, d_in],
+b_dec (SAELens names), encode / decode, initialisation, dead-latent tracking, save / load
+(cfg.json + sae_weights.safetensors, readable by SAELens) and the trainer's hooks."""
+
+import torch
+
+from harness.sae.base import SAEBase
+
+from . import {cls}
+
+
+class {cls}SAE(SAEBase, {cls}):
+    architecture = "standard"  # SAELens architecture written to cfg.json: standard | topk | jumprelu
+
+    def encode(self, x):
+        return torch.relu(self.encode_pre(x))  # encode_pre: (x - b_dec if configured) @ W_enc + b_enc
+
+    def loss(self, x, step, total_steps):
+        """(loss, logs). Logs the trainer aggregates: mse, l0, and sse / sst (explained variance)."""
+        f = self.encode(x)
+        x_hat = self.decode(f)
+        e = x - x_hat
+        mse = e.pow(2).sum(-1).mean()
+        loss = mse + self.config.l1_coefficient * f.abs().sum(-1).mean()
+        with torch.no_grad():
+            active = f > 0
+            self.update_firing(active.any(0), x.shape[0])  # dead-latent bookkeeping
+            logs = {{"mse": mse.detach(), "l0": active.sum(-1).float().mean(),
+                    "sse": e.pow(2).sum(), "sst": (x - x.mean(0)).pow(2).sum()}}
+        return loss, logs
+'''
+
 _GENERIC_BODY = '''
 class {cls}({base}):
     """{doc}"""
@@ -81,7 +130,11 @@ def _module(name: str, kind: str) -> str:
     spec = get_kind(kind)
     base, hook = spec.base_name, spec.hook
     imports = ["from pydantic import Field", "", "from harness import hookimpl", "from harness.config import PluginConfig"]
-    if spec.scaffold == "metric":
+    if spec.scaffold == "dictionary_learner":
+        imports = ["from pydantic import Field", "", "from harness import hookimpl", "from harness.sae.config import SAEConfig",
+                   "from harness.sae.plugin import LazySAE"]
+        body, registered = _LEARNER_BODY.format(cls=cls, name=name), [cls]
+    elif spec.scaffold == "metric":
         imports.append("from harness.protocols import Metric")
         body, registered = _METRIC_BODY.format(cls=cls, name=name), [cls]
     elif spec.scaffold == "suite":
@@ -100,7 +153,24 @@ def _module(name: str, kind: str) -> str:
 def _test(name: str, kind: str) -> str:
     pkg = f"harness_{name.replace('-', '_')}"
     extra = ""
-    if get_kind(kind).scaffold == "metric":
+    if get_kind(kind).scaffold == "dictionary_learner":
+        extra = (
+            f'\n\ndef test_trains_and_loss_falls(harness_registries_with, tmp_path):\n'
+            f'    import torch\n\n'
+            f'    from harness.sae import load_sae, train_sae\n\n'
+            f'    regs = harness_registries_with(("{name}", {pkg}))\n'
+            f'    cls = regs["dictionary_learner"].get("{name}")\n'
+            f'    gen = torch.Generator().manual_seed(0)\n'
+            f'    x = torch.randn(4096, 16, generator=gen) @ torch.randn(16, 16, generator=gen)\n'
+            f'    sae, log = train_sae(cls, cls.Config(expansion_factor=2, lr=3e-3), x, steps=200, batch_size=256,\n'
+            f'                         log_every=20, progress=False)\n'
+            f'    first, last = log.records[0]["loss"], log.records[-1]["loss"]\n'
+            f'    assert last < 0.5 * first, (first, last)\n'
+            f'    sae.save(tmp_path)\n'
+            f'    back = load_sae(tmp_path, regs)\n'
+            f'    assert torch.allclose(back.decode(back.encode(x[:8])), sae.decode(sae.encode(x[:8])))\n'
+        )
+    elif get_kind(kind).scaffold == "metric":
         extra = (
             f'\n\ndef test_computes(harness_registries_with):\n'
             f'    regs = harness_registries_with(("{name}", {pkg}))\n'
@@ -137,6 +207,9 @@ def scaffold(name: str, kind: str, parent: Path) -> Path:
         f'[tool.setuptools]\npackages = ["{pkg}"]\n'
     )
     (root / pkg / "__init__.py").write_text(_module(name, kind))
+    if get_kind(kind).scaffold == "dictionary_learner":
+        cls = "".join(p.capitalize() for p in re.split(r"[_\-]", name))
+        (root / pkg / "model.py").write_text(_LEARNER_MODEL.format(cls=cls, name=name))
     (root / "tests" / f"test_{name}.py").write_text(_test(name, kind))
     (root / "README.md").write_text(
         f"# harness-{name.replace('_', '-')}\n\nA harness {kind.replace('_', ' ')} plugin.\n\n"

@@ -5,6 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from harness.sae import load_sae, train_sae  # noqa: E402
+from harness.sae.base import HARNESS_WEIGHTS_FILE, SAELENS_TENSORS  # noqa: E402
 from harness.testing import registries_with  # noqa: E402
 
 REGS = registries_with(builtins=True)
@@ -72,7 +73,10 @@ def test_save_load_round_trip_bit_exact(name, tmp_path):
     sae, _ = train_sae(cls, cfg(name), data(512), steps=8, batch_size=128, progress=False)
     sae.metadata.update(hook_name="blocks.1.hook_resid_post", model_name="zoo:zoo-64")
     sae.save(tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} == {"cfg.json", "sae_weights.safetensors"}
+    assert {p.name for p in tmp_path.iterdir()} <= {"cfg.json", "sae_weights.safetensors", HARNESS_WEIGHTS_FILE}
+    from safetensors.torch import load_file
+
+    assert set(load_file(str(tmp_path / "sae_weights.safetensors"))) <= SAELENS_TENSORS  # SAELens loads strictly
     back = load_sae(tmp_path, REGS)
     assert type(back) is type(sae) and back.config == sae.config
     assert back.metadata["hook_name"] == "blocks.1.hook_resid_post"

@@ -42,6 +42,18 @@ def test_scaffolded_metric_test_passes(tmp_path):
     assert "tiny_metric" in r.stdout
 
 
+def test_scaffolded_learner_trains_in_its_own_test(tmp_path):
+    """The dictionary_learner scaffold is a learner that trains: its generated test (loss halves
+    over 200 steps, save / load round trip) passes as generated."""
+    root = scaffold("tiny_sae", "dictionary_learner", tmp_path)
+    assert 'impl = ".model:TinySaeSAE"' in (root / "harness_tiny_sae" / "__init__.py").read_text()
+    make_distribution(tmp_path / "site", "harness-tiny-sae", {"tiny_sae": "harness_tiny_sae"})
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(tmp_path / "site")]))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=root,
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0 and "2 passed" in r.stdout, r.stdout + r.stderr
+
+
 @pytest.mark.parametrize("name,kind", [("Bad-Name", "metric"), ("ok_name", "widget")])
 def test_scaffold_refuses_bad_input(tmp_path, name, kind):
     with pytest.raises(HarnessError):

@@ -28,6 +28,61 @@ class SAELoadError(HarnessError):
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
+#: Tensors only harness reads (e.g. JumpReLU's exact log-threshold, a vSAE's variance encoder):
+#: kept out of ``sae_weights.safetensors``, whose keys SAELens checks strictly.
+HARNESS_WEIGHTS_FILE = "harness_weights.safetensors"
+#: The SAELens cfg.json format harness writes (SAELens >= 6 reads it as is).
+SAELENS_FORMAT_VERSION = "6.0.0"
+#: Tensor names SAELens's SAE classes load (standard, topk, jumprelu, gated).
+SAELENS_TENSORS = frozenset({"W_enc", "b_enc", "W_dec", "b_dec", "threshold", "b_gate", "r_mag", "b_mag"})
+
+
+def saelens_cfg(architecture: str, d_in: int, d_sae: int, weight: torch.Tensor, apply_b_dec_to_input: bool,
+                metadata: dict[str, Any], *, learner: str, config: dict[str, Any], seed: int) -> dict[str, Any]:
+    """A cfg.json SAELens reads (its field names) plus a ``harness`` block (learner, full config, seed)."""
+    meta = dict(metadata)
+    cfg: dict[str, Any] = {
+        "architecture": architecture,
+        "d_in": d_in,
+        "d_sae": d_sae,
+        "dtype": str(weight.dtype).removeprefix("torch."),
+        "device": str(weight.device),
+        "apply_b_dec_to_input": apply_b_dec_to_input,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "hook_name": meta.get("hook_name"),
+        "hook_layer": meta.get("hook_layer"),
+        "hook_head_index": None,
+        "model_name": meta.get("model_name"),
+        "context_size": meta.get("context_size"),
+        "prepend_bos": meta.get("prepend_bos", True),
+        "dataset_path": meta.get("dataset_path"),
+        "activation_fn_str": "relu",
+        "activation_fn_kwargs": {},
+        "finetuning_scaling_factor": False,
+    }
+    cfg["metadata"] = {k: cfg[k] for k in ("hook_name", "hook_layer", "model_name", "context_size",
+                                          "prepend_bos", "dataset_path")} | {
+        "sae_lens_training_version": None,
+        # The cfg.json format followed (SAELens reads older formats through a converter that
+        # breaks on unset hook names); harness itself is not SAELens.
+        "sae_lens_version": SAELENS_FORMAT_VERSION,
+    }
+    cfg["harness"] = {"learner": learner, "config": config, "seed": seed, "metadata": meta}
+    return cfg
+
+
+def save_weights(tensors: dict[str, torch.Tensor], directory: Path) -> None:
+    """SAELens's tensors to ``sae_weights.safetensors``, harness-only ones to ``harness_weights.safetensors``."""
+    from safetensors.torch import save_file
+
+    ours = {k: v for k, v in tensors.items() if k not in SAELENS_TENSORS}
+    save_file({k: v for k, v in tensors.items() if k not in ours}, str(directory / WEIGHTS_FILE))
+    extra = directory / HARNESS_WEIGHTS_FILE
+    if ours:
+        save_file(ours, str(extra))
+    elif extra.exists():
+        extra.unlink()
 
 
 class SAEBase(nn.Module):
@@ -153,48 +208,19 @@ class SAEBase(nn.Module):
 
     # -- SAELens-format save / load ------------------------------------------------
     def saelens_cfg(self) -> dict[str, Any]:
-        meta = dict(self.metadata)
-        cfg: dict[str, Any] = {
-            "architecture": self.architecture,
-            "d_in": self.d_in,
-            "d_sae": self.d_sae,
-            "dtype": str(self.W_enc.dtype).removeprefix("torch."),
-            "device": str(self.W_enc.device),
-            "apply_b_dec_to_input": self.config.apply_b_dec_to_input,
-            "normalize_activations": "none",
-            "reshape_activations": "none",
-            "hook_name": meta.get("hook_name"),
-            "hook_layer": meta.get("hook_layer"),
-            "hook_head_index": None,
-            "model_name": meta.get("model_name"),
-            "context_size": meta.get("context_size"),
-            "prepend_bos": meta.get("prepend_bos", True),
-            "dataset_path": meta.get("dataset_path"),
-            "activation_fn_str": "relu",
-            "activation_fn_kwargs": {},
-            "finetuning_scaling_factor": False,
-        }
-        cfg["metadata"] = {k: cfg[k] for k in ("hook_name", "hook_layer", "model_name", "context_size",
-                                              "prepend_bos", "dataset_path")} | {"sae_lens_training_version": None}
-        cfg["harness"] = {
-            "learner": self.name,  # type: ignore[attr-defined]
-            "config": self.config.model_dump(mode="json"),
-            "seed": self.seed,
-            "metadata": meta,
-        }
-        return cfg
+        return saelens_cfg(self.architecture, self.d_in, self.d_sae, self.W_enc, self.config.apply_b_dec_to_input,
+                           self.metadata, learner=self.name, config=self.config.model_dump(mode="json"),  # type: ignore[attr-defined]
+                           seed=self.seed)
 
     def weights_to_save(self) -> dict[str, torch.Tensor]:
         names = ("W_enc", "b_enc", "W_dec", "b_dec", *self.extra_weights)
         return {n: getattr(self, n).detach().contiguous().cpu() for n in names}
 
     def save(self, directory: Path | str) -> None:
-        from safetensors.torch import save_file
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CFG_FILE).write_text(json.dumps(self.saelens_cfg(), indent=2, sort_keys=True) + "\n")
-        save_file(self.weights_to_save(), str(directory / WEIGHTS_FILE))
+        save_weights(self.weights_to_save(), directory)
 
     @classmethod
     def config_from_saelens(cls, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -226,6 +252,12 @@ class SAEBase(nn.Module):
         if block:
             config, seed = block["config"], int(block.get("seed", 0))
         else:
+            from harness.sae.io import unsupported_saelens_options
+
+            problems = unsupported_saelens_options(cfg)
+            if problems:
+                raise SAELoadError(f"{directory / CFG_FILE} uses SAELens options harness does not implement (loading "
+                                   f"it would be silently wrong): {'; '.join(problems)}.")
             config, seed = cls.config_from_saelens(cfg), 0
         sae = cls(int(cfg["d_in"]), config, seed=seed)
         sae.metadata = dict(block.get("metadata", {})) if block else {
@@ -242,10 +274,14 @@ class SAEBase(nn.Module):
                     "safetensors.torch.save_file in an environment you trust."
                 )
             raise SAELoadError(f"SAE weights {path} are missing.")
-        try:
-            tensors = load_file(str(path))
-        except Exception as exc:  # noqa: BLE001 - any parse failure means the file is unusable
-            raise SAELoadError(f"SAE weights {path} are corrupt or truncated ({type(exc).__name__}: {exc}).") from exc
+        tensors = {}
+        for file in (path, directory / HARNESS_WEIGHTS_FILE):
+            if file is not path and not file.is_file():
+                continue
+            try:
+                tensors |= load_file(str(file))
+            except Exception as exc:  # noqa: BLE001 - any parse failure means the file is unusable
+                raise SAELoadError(f"SAE weights {file} are corrupt or truncated ({type(exc).__name__}: {exc}).") from exc
         try:
             sae.load_weights(tensors)
         except ValueError as exc:

@@ -9,10 +9,12 @@ and the registered class, so ``isinstance(sae, TopK)`` holds for what they retur
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.config import PluginConfig
+from harness.errors import HarnessError
 from harness.protocols import DictionaryLearner
 
 
@@ -23,10 +25,28 @@ class LazySAE(DictionaryLearner):
 
     @classmethod
     def implementation(cls) -> type[Any]:
+        """The class ``impl`` names: "package.module:Class", ".module:Class" (relative to the
+        registered class's package) or ":Class" (the registered class's own module, e.g. a
+        one-file plugin in ``--plugins-dir``)."""
         if "impl" not in cls.__dict__:  # already the implementation (or a subclass of it)
             return cls
         module, _, attr = cls.impl.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        here = cls.__module__
+        try:
+            if not module:
+                mod = sys.modules[here]
+            elif module.startswith("."):
+                is_package = hasattr(sys.modules.get(here), "__path__")
+                mod = importlib.import_module(module, here if is_package else here.rpartition(".")[0] or None)
+            else:
+                mod = importlib.import_module(module)
+            return getattr(mod, attr)
+        except (ImportError, AttributeError, TypeError, KeyError) as e:
+            raise HarnessError(
+                f'Dictionary learner "{cls.name}": its impl "{cls.impl}" cannot be imported ({type(e).__name__}: '
+                f'{e}). Use "package.module:Class", ".module:Class" relative to {here}, or ":Class" for a class '
+                "in the same file (one-file plugins in --plugins-dir)."
+            ) from None
 
     @classmethod
     def create(cls, d_in: int, config: PluginConfig | dict[str, Any] | None = None, *, seed: int = 0) -> Any:

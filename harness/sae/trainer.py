@@ -250,7 +250,11 @@ def _resolve_learner(learner: Any, d_in: int, config: Any, seed: int) -> Any:
         from harness.plugins import get_registries
 
         learner = get_registries()["dictionary_learner"].get(learner)
-    return learner.create(d_in, config, seed=seed)
+    from harness.sae.contract import check_learner
+
+    created = learner.create(d_in, config, seed=seed)
+    check_learner(created, d_in, getattr(learner, "name", type(created).__name__))
+    return created
 
 
 def train_sae(

@@ -80,29 +80,21 @@ class TiedSAE(DictionaryLearner, nn.Module):
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> None:
-        from safetensors.torch import save_file
+        """SAELens "standard" format: the tied SAE is a standard SAE with W_dec = W_enc^T, b_dec = 0
+        and no b_dec subtraction, so SAELens reads the same function; load() uses W_enc only."""
+        from harness.sae.base import saelens_cfg, save_weights
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        cfg = {
-            "architecture": "tied_relu",
-            "d_in": self.d_in,
-            "d_sae": self.d_sae,
-            "dtype": str(self.W_enc.dtype).removeprefix("torch."),
-            "apply_b_dec_to_input": False,
-            "harness_learner": self.name,
-            "harness_config": self.config.model_dump(mode="json"),
-        }
+        cfg = saelens_cfg("standard", self.d_in, self.d_sae, self.W_enc, False, getattr(self, "metadata", {}),
+                          learner=self.name, config=self.config.model_dump(mode="json"), seed=0)
         (directory / CFG_FILE).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-        # W_dec / b_dec are written too (a copy of W_enc^T and zeros) so that loaders of an
-        # untied SAELens "standard" SAE read the same function; load() uses W_enc only.
-        tensors = {
+        save_weights({
             "W_enc": self.W_enc.detach().contiguous().cpu(),
             "b_enc": self.b_enc.detach().contiguous().cpu(),
             "W_dec": self.W_enc.detach().T.contiguous().cpu(),
             "b_dec": torch.zeros(self.d_in, dtype=self.W_enc.dtype),
-        }
-        save_file(tensors, str(directory / WEIGHTS_FILE))
+        }, directory)
 
     @classmethod
     def load(cls, directory: Path) -> TiedSAE:
@@ -113,7 +105,8 @@ class TiedSAE(DictionaryLearner, nn.Module):
             cfg = json.loads((directory / CFG_FILE).read_text())
         except FileNotFoundError:
             raise FileNotFoundError(f"{directory} has no {CFG_FILE}: not a saved tied_sae.") from None
-        sae = cls(cfg["d_in"], cfg.get("harness_config", {}))
+        block = cfg.get("harness") or {}
+        sae = cls(cfg["d_in"], block.get("config", cfg.get("harness_config", {})))  # (older folders: harness_config)
         if sae.d_sae != cfg["d_sae"]:
             raise ValueError(f"{directory / CFG_FILE}: d_sae {cfg['d_sae']} does not match the expansion factor.")
         tensors = load_file(str(directory / WEIGHTS_FILE))
