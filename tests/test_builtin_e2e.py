@@ -32,7 +32,7 @@ def test_lm_eval_suite_on_zoo_with_example_plugin_metric(tmp_path, smallest):
     make_distribution(tmp_path / "site", "harness-example-metric", {"example_metric": "harness_example_metric"})
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "site"), str(REPO / "docs" / "example-plugin")])
-    env["HARNESS_LOAD_PLUGINS"] = "example_metric,lm_eval_suite,zoo_models"
+    env["HARNESS_LOAD_PLUGINS"] = "example_metric,lm_eval_suite,zoo_models,executors"
     r = _run("run", "--spec", str(spec), "--output-dir", str(tmp_path / "o"), "--leaderboard-dir",
              str(tmp_path / "lb"), "--no-progress", env=env)
     assert r.returncode == 0, r.stderr[-3000:]
