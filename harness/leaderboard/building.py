@@ -1,6 +1,8 @@
 """Boards from run records: one :class:`LeaderboardDoc` per suite.
 
 - Rows are (method label, model); per (label, model, seed) the newest record counts.
+  Each column is aggregated over seeds as its metric declares (``Metric.aggregation``,
+  see :mod:`harness.leaderboard.statistics`).
 - Suites that compare methods rank rows within each model; suites that score models
   rank all rows. The rank uses the suite's primary metric (its first declared metric) in
   that metric's declared direction; rows whose 95% intervals overlap share a rank ("=").
@@ -18,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import __version__
+from harness.errors import RegistryError
 from harness.leaderboard.documents import ColumnDoc, LeaderboardDoc, RowDoc
-from harness.leaderboard.statistics import aggregate, normalise, rank, win_rates
+from harness.leaderboard.statistics import Aggregation, aggregate, normalise, rank, win_rates
 from harness.provenance import now_iso
 from harness.results import RunRecord
 
@@ -48,6 +51,17 @@ def _column_order(cols: set[str], declared: tuple[str, ...]) -> list[str]:
         return (declared.index(metric) if metric in declared else len(declared), natural)
 
     return sorted(cols, key=key)
+
+
+def _aggregation(metric: str, registries: Registries | None) -> Aggregation:
+    """The metric's declared aggregation over seeds; "mean" for a metric that is not registered."""
+    if registries is None or metric not in registries.metrics:
+        return "mean"
+    how = registries.metrics.get(metric).aggregation
+    if how not in ("mean", "median"):
+        raise RegistryError(f"Metric {metric!r} declares aggregation {how!r}; set its `aggregation` class "
+                            "attribute to 'mean' or 'median'.")
+    return how
 
 
 def build_board(suite: str, records: list[RunRecord], registries: Registries | None) -> LeaderboardDoc:
@@ -86,7 +100,7 @@ def build_board(suite: str, records: list[RunRecord], registries: Registries | N
     for k, row in rows.items():
         row.status = "ok" if not row.failures else ("partial" if n_ok[k] else "failed")
         for col, vals in values[k].items():
-            row.values[col] = aggregate(vals)
+            row.values[col] = aggregate(vals, _aggregation(col.partition("[")[0], registries))
     all_cols = {c for r in rows.values() for c in r.values}
     columns = []
     for col in _column_order(all_cols, declared):

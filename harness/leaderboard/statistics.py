@@ -4,7 +4,9 @@
   (mean ± 1.96 se). Over several seeds the error combines the between-seed variance with
   the cells' own sampling variance (when every cell reports one), so a suite that is
   deterministic across seeds keeps its within-cell error; for one seed it is the cell's
-  own error.
+  own error. A metric that declares ``aggregation = "median"`` gets the median over seeds
+  instead (published in the same ``ValueDoc.mean`` field, so the schema is one for both)
+  and that error times sqrt(pi/2); see :func:`aggregate`.
 - Rows whose 95% intervals overlap share a rank ("="); the rank follows the ranking
   column's declared direction.
 - Normalised score: (v - chance) / (1 - chance) where a value carries a chance level
@@ -17,15 +19,33 @@
 from __future__ import annotations
 
 import math
+from statistics import median
+from typing import Literal
 
 from harness.leaderboard.documents import ColumnDoc, RowDoc, ValueDoc
 
+Aggregation = Literal["mean", "median"]
+#: Large-sample ratio of the standard error of the median to that of the mean for normal data
+#: (the sample median's variance is pi * sigma^2 / (2 n), the mean's sigma^2 / n).
+MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)
 
-def aggregate(values: list[tuple[float, float | None]]) -> ValueDoc:
-    """Combine one column's (value, stderr) over seeds: the mean, and a standard error from the
-    law of total variance (the between-seed sample variance plus, when every cell reports a
-    stderr, the mean of the cells' squared errors, divided by the number of seeds); for one
-    seed the value itself and the cell's own stderr."""
+
+def aggregate(values: list[tuple[float, float | None]], how: Aggregation = "mean") -> ValueDoc:
+    """Combine one column's (value, stderr) over seeds into a :class:`ValueDoc`.
+
+    ``how="mean"``: the mean, and a standard error from the law of total variance: the
+    between-seed sample variance plus, when every cell reports a stderr, the mean of the
+    cells' squared errors, divided by the number of seeds.
+
+    ``how="median"``: the median (the middle value; the mean of the two middle values for an
+    even count), and that same combined standard error times sqrt(pi/2): the normal-theory
+    large-sample standard error of a median (for two seeds the median is the mean, so the
+    factor errs on the wide side there).
+
+    One seed: the value itself and the cell's own stderr, whichever ``how``.
+    """
+    if how not in ("mean", "median"):
+        raise ValueError(f"aggregation {how!r} is not one of 'mean', 'median': fix the metric's `aggregation`.")
     xs = [v for v, _ in values]
     mean = sum(xs) / len(xs)
     n = len(xs)
@@ -39,8 +59,12 @@ def aggregate(values: list[tuple[float, float | None]]) -> ValueDoc:
         se: float | None = math.sqrt(var / n)
     else:
         se = values[0][1]
-    lo, hi = (mean - 1.96 * se, mean + 1.96 * se) if se is not None else (None, None)
-    return ValueDoc(mean=mean, stderr=se, ci_low=lo, ci_high=hi, n_seeds=len(xs))
+    centre = mean
+    if how == "median" and n > 1:
+        centre = median(xs)
+        se = se * MEDIAN_SE_FACTOR if se is not None else None
+    lo, hi = (centre - 1.96 * se, centre + 1.96 * se) if se is not None else (None, None)
+    return ValueDoc(mean=centre, stderr=se, ci_low=lo, ci_high=hi, n_seeds=len(xs))
 
 
 def tied(a: ValueDoc, b: ValueDoc) -> bool:
