@@ -3,6 +3,8 @@
 import json
 import math
 import shutil
+from collections import Counter
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -83,6 +85,28 @@ def test_site_drops_stale_plots_of_rebuilt_suites_only(finished_store, toy_regis
     assert (plots / "toy_suite_extra_keep.png").exists()
     doc = json.loads((spec.leaderboard_dir / "toy_suite.json").read_text())
     assert all((spec.leaderboard_dir / "site" / p).exists() for p in doc["plots"].values())
+
+
+def test_build_reads_each_record_file_once_and_shows_its_png_artifacts(toy_registries, tmp_path, monkeypatch):
+    store = Store(tmp_path / "out")
+    recs = [_rec("a", 1.0, 0.1, seed=0), _rec("a", 1.2, 0.1, seed=1), _rec("b", 2.0)]
+    rel = f"artifacts/{recs[0].key}/map.png"
+    png = b"\x89PNG\r\n\x1a\n not really an image"
+    (store.root / rel).parent.mkdir(parents=True)
+    (store.root / rel).write_bytes(png)
+    recs[0].output.artifacts.update(map=rel, table=f"artifacts/{recs[0].key}/table.csv")  # a csv is not shown
+    for rec in recs:
+        store.put(rec)
+    reads: Counter[str] = Counter()
+    read = Store._read
+    monkeypatch.setattr(Store, "_read", staticmethod(lambda path: (reads.update([Path(path).name]), read(path))[1]))
+    board = build_leaderboards(store, tmp_path / "lb", toy_registries)["toy_suite"]
+    assert reads == {f"{rec.key}.json": 1 for rec in recs}  # one store pass feeds the boards and the site
+    dest = f"plots/toy_suite_{recs[0].key[:10]}_map.png"
+    assert {k: v for k, v in board.plots.items() if "seed" in k} == {"a / toy:a / seed 0: map": dest}
+    assert (tmp_path / "lb" / "site" / dest).read_bytes() == png
+    assert json.loads((tmp_path / "lb" / "toy_suite.json").read_text())["plots"] == board.plots
+    assert dest in (tmp_path / "lb" / "site" / "toy_suite.html").read_text()
 
 
 def test_site_escapes_plugin_text(toy_registries, tmp_path, monkeypatch):
