@@ -204,6 +204,20 @@ class UnlearningSuite(Suite):
 
         return run_cell(self, cell)
 
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """Depths in range, prompt + suffix within the model's positions, task names that exist."""
+        from harness.validation import at_most_problems, layer_problems, task_problems
+
+        span = 1 + config.prefix_len + config.suffix_len  # <eos> + prefix + suffix
+        return [
+            *layer_problems("layers", config.layers, shape),
+            *at_most_problems("prefix_len", span, shape.max_positions, f"the max positions of {shape.name}",
+                              f"keep 1 + prefix_len + suffix_len <= {shape.max_positions}",
+                              "1 + prefix_len + suffix_len, with <eos>"),
+            *task_problems("tasks", config.tasks),
+        ]
+
 
 @hookimpl
 def register_metrics(register):
