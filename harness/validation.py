@@ -18,6 +18,7 @@ names that exist), before any cell runs, so such mistakes end in one :class:`Spe
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -164,7 +165,8 @@ def layer_problems(
     layers = list(layers)
     n = shape.n_layers
     if not layers and not empty_ok:
-        return [f"{field}: empty list; name at least one layer (0..{n - 1}), or leave it unset for every layer."]
+        return [f"{field}: empty list; allowed: layers in 0..{n - 1}. Fix: name at least one, or leave it unset "
+                "for every layer."]
     low = -n if negative else 0
     bad = [x for x in layers if not low <= x < n]
     if bad:
@@ -208,8 +210,17 @@ def _zoo_task_names() -> list[str]:
         return sorted(p.name for p in TASKS_DIR.iterdir() if p.is_dir())
 
 
+@functools.lru_cache(maxsize=1)
+def _lm_eval_task_names() -> frozenset[str]:
+    """Every task, group and tag lm-eval knows, plus the zoo's (indexing takes ~10-20 s: asked only
+    when a run names a task that is not a zoo task, which its cell would index anyway)."""
+    from harness.evaluation.tasks import default_include_paths, task_manager
+
+    return frozenset(task_manager(default_include_paths(), include_defaults=True).all_tasks)
+
+
 def task_problems(field: str, tasks: Sequence[str] | None) -> list[str]:
-    """Names of the embedded world's tasks (``zoo_*``) must exist; other names go to lm-eval."""
+    """Every task name must exist: the embedded world's (``zoo_*``), else one lm-eval knows."""
     from harness.errors import did_you_mean
 
     if not tasks:
@@ -217,11 +228,14 @@ def task_problems(field: str, tasks: Sequence[str] | None) -> list[str]:
     zoo = _zoo_task_names()
     out = []
     for t in tasks:
-        if not isinstance(t, str) or not t.strip():
-            out.append(f"{field}: {t!r} is not a task name. Fix: name lm-eval tasks, e.g. {zoo[0] if zoo else 'hellaswag'}.")
+        if not t.strip():
+            out.append(f"{field}: {t!r} is not a task name. Fix: name lm-eval tasks, e.g. {zoo[0] if zoo else 'piqa'}.")
         elif t.startswith("zoo_") and t not in zoo:
             out.append(f"{field}: no zoo task {t!r}.{did_you_mean(t, zoo)} Allowed zoo tasks: {', '.join(zoo)}. "
                        "Fix: use one of them (or an lm-eval task name).")
+        elif t not in zoo and t not in (known := _lm_eval_task_names()):
+            out.append(f"{field}: no lm-eval task {t!r}.{did_you_mean(t, [*zoo, *known])} Fix: use a task lm-eval lists "
+                       f"(its built-in tasks) or a zoo task ({', '.join(zoo)}).")
     return out
 
 

@@ -94,6 +94,8 @@ def _check_args(args: argparse.Namespace, shape: Any) -> None:
             raise SpecError(f"{flag} {value}: must be at least {least}. Fix: pass {flag} {max(least, 1)} or more.")
     if args.seed >= SEED_LIMIT:
         raise SpecError(f"--seed {args.seed}: must be 0 <= seed < 2**32 (numpy's range). Fix: pass a smaller seed.")
+    if args.text_file and not Path(args.text_file).is_file():
+        raise SpecError(f"--text-file {args.text_file}: no such file. Fix: pass an existing text or .jsonl file.")
     limit = shape.max_positions if shape is not None else None
     if limit is not None and args.context_length > limit:
         raise SpecError(f"--context-length {args.context_length}: {shape.name} has {limit} positions; allowed "

@@ -45,10 +45,14 @@ def zoo_model_path(name: str, revision: str = "main", root: str | Path | None = 
     """
     d = _root(root) / name
     if not d.is_dir():
-        raise ZooModelNotFoundError(f"no zoo model {name!r} in {_root(root)}; built models: {list_zoo_models(root) or 'none'} (build with `harness zoo build`)")
+        from harness.errors import did_you_mean
+
+        built = list_zoo_models(root)
+        raise ZooModelNotFoundError(f"no zoo model {name!r} in {_root(root)}; built models: {built or 'none'}.{did_you_mean(name, built)} Fix: use one of them, e.g. zoo:{built[0] if built else 'zoo-32'} (build more with `harness zoo build`).")
     path = d / revision
     if not (path / "config.json").exists():
-        raise ZooModelNotFoundError(f"zoo model {name!r} has no revision {revision!r}; revisions: {list_revisions(name, root)}")
+        revs = list_revisions(name, root)
+        raise ZooModelNotFoundError(f"zoo model {name!r} has no revision {revision!r}; revisions: {revs}. Fix: use one of them, e.g. zoo:{name}@{revs[0] if revs else 'main'}.")
     return path
 
 

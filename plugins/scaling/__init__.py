@@ -243,7 +243,8 @@ class ScalingSuite(Suite):
                     *layer_problems("swap_layers", config.swap_layers, shape, negative=False)]
         bad = [h for h in config.swap_heads or [] if not 0 <= h < shape.n_heads]
         if config.swap_heads == []:
-            problems.append(f"swap_heads: empty list; name heads in 0..{shape.n_heads - 1}, or leave it unset for all.")
+            problems.append(f"swap_heads: empty list; allowed: heads in 0..{shape.n_heads - 1}. Fix: name at least "
+                            "one, or leave it unset for all.")
         elif bad:
             problems.append(f"swap_heads: {bad} out of range: {shape.name} has {shape.n_heads} heads, allowed "
                             f"0..{shape.n_heads - 1}. Fix: use heads in 0..{shape.n_heads - 1}.")
