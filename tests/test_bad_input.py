@@ -165,7 +165,7 @@ def test_train_sae_k_above_d_sae_is_one_line_exit_2(builtins_cli, capsys):
     (["--hook", "blocks.7.hook_resid_post"], "--hook: Unknown hook point 'blocks.7.hook_resid_post'"),
     (["--hook", "pattern.0"], "--hook: 'pattern.0' is an attention pattern"),
     (["--hook", "resid_post.0", "--set", "bogus=1"], "bogus: unknown key"),
-    (["--hook", "resid_post.0", "--learner", "tied_sae", "--set", "expansion_factor=0.001"], "gives d_sae = 0"),
+    (["--hook", "resid_post.0", "--learner", "tied_sae"], "--learner tied_sae: not trainable by harness train-sae"),
     (["--hook", "resid_post.0", "--set", "d_sae=100000000"], "d_sae: gives d_sae = 100000000"),
     (["--hook", "resid_post.0", "--context-length", "4096"], "--context-length 4096: zoo:zoo-32 has 256 positions"),
     (["--hook", "resid_post.0", "--tokens", "0"], "--tokens 0: must be at least 1"),
@@ -203,6 +203,8 @@ SPEC_PROBLEMS = [
      "methods[0].config.k: 300 is more than d_sae = 256"),
     ({"suites": [{"name": "sae", "config": {"hook_point": "blocks.0.mlp.hook_post"}}],
       "methods": [{"name": "topk", "config": {"k": 300}}]}, None),  # d_mlp 128 x 8 = 1024 latents: fits
+    ({"suites": ["superposition"], "methods": [{"name": "tied_sae", "config": {"expansion_factor": 0.001}}]},
+     "methods[0].config.expansion_factor: gives d_sae = 0"),
     ({"suites": [{"name": "unlearning", "config": {"layers": [2]}}], "methods": []},
      "suites[0].config.layers: 2 out of range: zoo:zoo-32 has 2 layers, allowed -2..1"),
     ({"suites": [{"name": "unlearning", "config": {"layers": []}}], "methods": []}, "suites[0].config.layers: empty list"),

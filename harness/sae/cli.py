@@ -102,6 +102,24 @@ def _check_args(args: argparse.Namespace, shape: Any) -> None:
                         f"2..{limit}. Fix: pass --context-length {limit} or less.")
 
 
+def _trained_by_shared_trainer(cls: Any) -> bool:
+    from harness.sae.base import SAEBase
+
+    impl = cls.implementation() if hasattr(cls, "implementation") else cls
+    return isinstance(impl, type) and issubclass(impl, SAEBase)
+
+
+def _check_trainable(name: str, regs: Any) -> None:
+    """``train_sae`` drives learners built on :class:`harness.sae.base.SAEBase` (init from data, decoder norms)."""
+    from harness.errors import SpecError
+
+    learners = regs["dictionary_learner"]
+    if not _trained_by_shared_trainer(learners.get(name)):
+        ok = [n for n in learners.names() if _trained_by_shared_trainer(learners.get(n))]
+        raise SpecError(f"--learner {name}: not trainable by harness train-sae (its class does not build on "
+                        f"harness.sae.base.SAEBase, which the shared trainer drives). Fix: pick one of {', '.join(ok)}.")
+
+
 def cmd_train_sae(args: argparse.Namespace) -> int:
     import re
 
@@ -113,6 +131,7 @@ def cmd_train_sae(args: argparse.Namespace) -> int:
     regs = get_registries(plugins_dirs=[Path(d) for d in getattr(args, "plugins_dir", None) or []])
     learner = regs["dictionary_learner"].get(args.learner)
     config = learner.parse_config(parse_sets(args.set), at="--set")
+    _check_trainable(args.learner, regs)
     ref = ModelRef.parse(args.model)
     shape = model_shape(ref, regs)  # before any weights load: hook point, k <= d_sae, context length
     _check_args(args, shape)
