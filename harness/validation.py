@@ -280,12 +280,10 @@ def validate_plan(spec: RunSpec, cells: Sequence[PlannedCell], registries: Regis
         if shape is None:
             continue
         skey = ("suite", pc.suite_cls, json.dumps(pc.cell.suite_config, sort_keys=True), pc.model_ref)
-        suite_problems: list[str] = []
         if skey not in seen:
             seen.add(skey)
             where = _index_of(spec.suites, pc.suite_cls.name, pc.suite_config, "suites")
-            suite_problems = _check(pc.suite_cls, pc.suite_config, shape, where)
-            problems += suite_problems
+            problems += _check(pc.suite_cls, pc.suite_config, shape, where)
         if pc.method_cls is None or pc.method_config is None:
             continue
         hook = getattr(pc.suite_config, "hook_point", None)

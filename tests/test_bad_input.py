@@ -287,3 +287,28 @@ def test_third_party_plugins_declare_checks_against_the_default_shape(tmp_path):
     bad = RunSpec.model_validate({"suites": [{"name": "width_suite", "config": {"width": 33}}], "models": ["folder:zoo-32"]})
     with pytest.raises(SpecError, match=r"suites\[0\]\.config\.width: 33 > d_model 32"):
         plan(bad, regs)
+
+
+@pytest.mark.parametrize("arch", ["pythia-70m", "gpt2", "opt-125m", "llama-small"])
+def test_model_shape_from_config_matches_the_loaded_model(arch):
+    """Plan-time shapes (config.json only) agree with the runtime hook points and widths of real architectures."""
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _hf_configs import CONFIGS, shared
+
+    from harness.models.hookpoints import list_hook_points, run_with_cache
+    from harness.validation import ModelShape
+
+    model = shared(arch, shrink=2 if arch in ("gpt2", "opt-125m") else None)  # as tests/test_hookpoints.py
+    shape = ModelShape.from_config(model.config.to_dict(), arch)
+    assert shape.hook_points == list_hook_points(model)
+    assert shape.vocab_size == CONFIGS[arch]["vocab_size"]
+    points = ["blocks.0.hook_resid_post", "blocks.1.mlp.hook_post", "blocks.-1.attn.hook_out", "hook_final"]
+    _, acts = run_with_cache(model, points, torch.zeros(1, 4, dtype=torch.long))
+    for p in points:
+        assert shape.width(p) == acts[p].shape[-1], (arch, p)
+        assert shape.at(p).d_in == acts[p].shape[-1]
