@@ -128,11 +128,15 @@ class RunSpec(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _seeds_in_numpy_range(cls, v: list[int]) -> list[int]:
+        from pydantic_core import PydanticCustomError
+
         bad = [s for s in v if not 0 <= s < SEED_LIMIT]
         if bad:
-            raise ValueError(
-                f"seeds {bad} out of range: a seed must be 0 <= seed < 2**32 (numpy's range, 0..{SEED_LIMIT - 1}). "
-                "Fix: use a non-negative seed below 2**32, e.g. --seed 0"
+            raise PydanticCustomError(
+                "seed_range",
+                "{bad} out of range: a seed must be 0 <= seed < 2**32 (numpy's range, 0..{top}). Fix: use a "
+                "non-negative seed below 2**32, e.g. --seed 0",
+                {"bad": bad if len(bad) > 1 else bad[0], "top": SEED_LIMIT - 1},
             )
         return v
 

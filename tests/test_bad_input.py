@@ -312,3 +312,12 @@ def test_model_shape_from_config_matches_the_loaded_model(arch):
     for p in points:
         assert shape.width(p) == acts[p].shape[-1], (arch, p)
         assert shape.at(p).d_in == acts[p].shape[-1]
+
+
+def test_non_zoo_task_names_are_checked_against_lm_eval_index(monkeypatch):
+    from harness import validation
+
+    monkeypatch.setattr(validation, "_lm_eval_task_names", lambda: frozenset({"hellaswag", "piqa"}))
+    assert validation.task_problems("tasks", ["hellaswag", "zoo_arithmetic"]) == []
+    (problem,) = validation.task_problems("tasks", ["hellaswagg"])
+    assert problem.startswith("tasks: no lm-eval task 'hellaswagg'. Did you mean \"hellaswag\"?") and "Fix:" in problem
