@@ -20,6 +20,7 @@ from harness.results import MetricValue, SuiteOutput
 if TYPE_CHECKING:  # pragma: no cover
     from harness.context import CellContext
     from harness.results import RunRecord
+    from harness.validation import ModelShape
 
 #: A plugin kind: one of the kinds of the table :data:`harness.kinds.KINDS`.
 Kind = str
@@ -46,6 +47,18 @@ class Plugin(ABC):
             return data
         where = f'config of {cls.kind.replace("_", " ")} "{cls.name}"' + (f" ({at})" if at else "")
         return validate_config(cls.Config, data or {}, where=where)
+
+    @classmethod
+    def check(cls, config: PluginConfig, shape: ModelShape) -> list[str]:
+        """Constraints of a validated ``config`` that depend on the model (plan time, no weights).
+
+        Return one string per problem, starting with the field and naming the allowed range
+        and the fix (``"k: 100000 is more than d_sae = 256 ...; allowed at most 256. Fix: ..."``);
+        the default has none. Called for every planned (plugin, config, model) before any
+        cell runs, and by ``harness train-sae``; a dictionary learner receives ``shape.at(hook)``
+        and reads its input width as ``shape.d_in``. Helpers: :mod:`harness.validation`.
+        """
+        return []
 
 
 # --------------------------------------------------------------------------- methods
@@ -222,6 +235,20 @@ class ModelSource(Plugin):
     @abstractmethod
     def load(self, name: str, revision: str | None, *, device: str, dtype: str) -> Any:
         """Load the model (a ``harness.models.LoadedModel``)."""
+
+    def shape(self, name: str, revision: str | None) -> ModelShape | None:
+        """The model's dimensions without loading weights, for plan-time checks.
+
+        Default: read ``config.json`` of the folder in :meth:`resolve`'s ``"path"`` entry, if
+        it gives one; None (shape checks skipped) otherwise.
+        """
+        path = self.resolve(name, revision).get("path")
+        if path is None:
+            return None
+        from harness.validation import ModelShape
+
+        shown = f"{self.name}:{name}" + (f"@{revision}" if revision else "")
+        return ModelShape.from_folder(path, shown)
 
 
 def plugin_bases() -> dict[Kind, type[Any]]:

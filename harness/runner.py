@@ -154,6 +154,9 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                     if s.name in repeated:  # e.g. the sae suite at two hook points: one row per entry
                         label = f"{label} @ {s.display}"
                     cells.append(PlannedCell(cell, label, suite_cls, suite_cfg, mcls, mcfg, model))
+    from harness.validation import validate_plan
+
+    validate_plan(spec, cells, registries)  # what depends on the models' shapes (k <= d_sae, hook points, ...)
     return cells
 
 

@@ -73,6 +73,13 @@ class LmEvalSuite(Suite):
         num_fewshot: int = Field(0, ge=0, description="Few-shot examples (0 = zero-shot).")
         batch_size: int = Field(32, ge=1, description="lm-eval batch size.")
 
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """Task names of the embedded world must exist."""
+        from harness.validation import task_problems
+
+        return task_problems("tasks", config.tasks)
+
     def run(self, cell) -> SuiteOutput:
         from harness.evaluation import evaluate_tasks, list_local_tasks
 

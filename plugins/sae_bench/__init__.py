@@ -352,6 +352,20 @@ class SAEBenchSuite(Suite):
         return run_cell(self, cell)
 
     @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """The hook point must exist (and not be an attention pattern); contexts fit the model."""
+        from harness.validation import at_most_problems, hook_point_problems
+
+        problems = hook_point_problems("hook_point", config.hook_point, shape)
+        if not problems and shape.width(config.hook_point) is None:
+            problems.append(f"hook_point: {config.hook_point!r} is an attention pattern, not activations a "
+                            "dictionary can read. Fix: use a resid/attn_out/mlp_out/mlp_post hook point.")
+        return problems + at_most_problems(
+            "context_length", config.context_length, shape.max_positions, f"the max positions of {shape.name}",
+            f"use context_length <= {shape.max_positions}",
+        )
+
+    @classmethod
     def summarize(cls, records: list[Any], out_dir: Path) -> str | None:
         from .pareto import summarize
 

@@ -235,6 +235,22 @@ class ScalingSuite(Suite):
         return run_cell(self, cell)
 
     @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """Task names exist; swapped layers and heads are the model's."""
+        from harness.validation import layer_problems, task_problems
+
+        problems = [*task_problems("tasks", config.tasks), *task_problems("swap_tasks", config.swap_tasks),
+                    *layer_problems("swap_layers", config.swap_layers, shape, negative=False)]
+        bad = [h for h in config.swap_heads or [] if not 0 <= h < shape.n_heads]
+        if config.swap_heads == []:
+            problems.append(f"swap_heads: empty list; allowed: heads in 0..{shape.n_heads - 1}. Fix: name at least "
+                            "one, or leave it unset for all.")
+        elif bad:
+            problems.append(f"swap_heads: {bad} out of range: {shape.name} has {shape.n_heads} heads, allowed "
+                            f"0..{shape.n_heads - 1}. Fix: use heads in 0..{shape.n_heads - 1}.")
+        return problems
+
+    @classmethod
     def summarize(cls, records: list[Any], out_dir: Path) -> str | None:
         from .summary import summarize
 

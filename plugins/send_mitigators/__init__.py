@@ -74,6 +74,13 @@ class SensitiveNeuronDropout(_Mitigator):
             "checkpoints", description="Var over checkpoints (paper) or over tracking examples (authors' code)."
         )
 
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """The dropped block must be a layer of the model."""
+        from harness.validation import layer_problems
+
+        return layer_problems("layer", [config.layer], shape)
+
     def select(self, checkpoints: list, n: int, rng: Any) -> list[int]:
         from .send import sensitivity, top_fraction
 

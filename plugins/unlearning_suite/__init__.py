@@ -17,6 +17,7 @@ The baseline row also runs the LOO controls (shuffled labels, random-init model)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -203,6 +204,24 @@ class UnlearningSuite(Suite):
         from .run import run_cell
 
         return run_cell(self, cell)
+
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """Depths in range, prompt + suffix within the model's positions, task names that exist."""
+        from harness.validation import at_most_problems, layer_problems, task_problems
+
+        span = 1 + config.prefix_len + config.suffix_len  # <eos> + prefix + suffix
+        data = config.sequences_jsonl
+        missing = [f"sequences_jsonl: no file {data!r}. Fix: give the path of an existing jsonl file, or leave it "
+                   "unset for the zoo world's canaries."] if data is not None and not Path(data).is_file() else []
+        return [
+            *missing,
+            *layer_problems("layers", config.layers, shape),
+            *at_most_problems("prefix_len", span, shape.max_positions, f"the max positions of {shape.name}",
+                              f"keep 1 + prefix_len + suffix_len <= {shape.max_positions}",
+                              "1 + prefix_len + suffix_len, with <eos>"),
+            *task_problems("tasks", config.tasks),
+        ]
 
 
 @hookimpl
