@@ -24,20 +24,24 @@ _BASES = {
 
 _METRIC_BODY = '''
 class {cls}(Metric):
-    """Mean of a list of numbers (replace with your metric)."""
+    """Mean absolute parameter value of the model (replace with your metric)."""
 
     name = "{name}"
-    description = "Mean of the values it is given."
-    higher_is_better = True
-    scope = "model"
+    description = "Mean |w| over every parameter of the model, times a scale."
+    higher_is_better = False
+    scope = "model"  # compute receives harness.metric_inputs.ModelInputs
     unit = ""
 
     class Config(PluginConfig):
         scale: float = Field(1.0, description="Multiplies the mean.")
 
-    def compute(self, inputs):
-        values = list(inputs["values"])
-        return self.value(self.config.scale * sum(values) / len(values), n=len(values))
+    def compute(self, inputs: ModelInputs) -> MetricValue:
+        module = getattr(inputs.model, "model", inputs.model)  # a harness LoadedModel or a bare torch module
+        total, count = 0.0, 0
+        for p in module.parameters():
+            total += float(p.detach().abs().sum())
+            count += p.numel()
+        return self.value(self.config.scale * total / count, n=count)
 '''
 
 _SUITE_BODY = '''
@@ -47,11 +51,11 @@ class {cls}Params(Metric):
     name = "{name}_params"
     description = "Number of model parameters (millions)."
     higher_is_better = False
-    scope = "model"
+    scope = "model"  # compute receives harness.metric_inputs.ModelInputs
     unit = "M"
 
-    def compute(self, inputs):
-        return self.value(sum(p.numel() for p in inputs["model"].parameters()) / 1e6)
+    def compute(self, inputs: ModelInputs) -> float:
+        return sum(p.numel() for p in inputs.model.model.parameters()) / 1e6
 
 
 class {cls}(Suite):
@@ -65,9 +69,11 @@ class {cls}(Suite):
     class Config(PluginConfig):
         pass
 
-    def run(self, cell):
-        loaded = cell.load_model()
-        return SuiteOutput(metrics=[cell.metric("{name}_params").compute({{"model": loaded.model}})])
+    def run(self, cell: CellContext) -> SuiteOutput:
+        inputs = ModelInputs(model=cell.load_model(), seed=cell.seed, device=cell.device)
+        # every computed model-scope metric named here; values the suite computes itself use
+        # cell.metric(name).value(...) (declare those as harness.protocols.ReportedMetric)
+        return SuiteOutput(metrics=cell.compute_metrics(inputs, ["{name}_params"]))
 '''
 
 _GENERIC_BODY = '''
@@ -91,10 +97,12 @@ def _module(name: str, kind: str) -> str:
     hook = next(h for h, k in HOOK_KINDS.items() if k == kind)
     imports = ["from pydantic import Field", "", "from harness import hookimpl", "from harness.config import PluginConfig"]
     if kind == "metric":
-        imports.append("from harness.protocols import Metric")
+        imports += ["from harness.metric_inputs import ModelInputs", "from harness.protocols import Metric",
+                    "from harness.results import MetricValue"]
         body, registered = _METRIC_BODY.format(cls=cls, name=name), [cls]
     elif kind == "suite":
-        imports += ["from harness.protocols import Metric, Suite", "from harness.results import SuiteOutput"]
+        imports += ["from harness.context import CellContext", "from harness.metric_inputs import ModelInputs",
+                    "from harness.protocols import Metric, Suite", "from harness.results import SuiteOutput"]
         body, registered = _SUITE_BODY.format(cls=cls, name=name), [cls]
     else:
         imports.append(f"from harness.protocols import {base}")
@@ -108,16 +116,22 @@ def _module(name: str, kind: str) -> str:
 
 def _test(name: str, kind: str) -> str:
     pkg = f"harness_{name.replace('-', '_')}"
-    extra = ""
+    extra, imports = "", ""
     if kind == "metric":
+        imports = "import torch\n\nfrom harness.metric_inputs import ModelInputs\n\n"
         extra = (
             f'\n\ndef test_computes(harness_registries_with):\n'
             f'    regs = harness_registries_with(("{name}", {pkg}))\n'
             f'    metric = regs.metrics.get("{name}")()\n'
-            f'    assert metric.compute({{"values": [1.0, 2.0, 3.0]}}).value == 2.0\n'
+            f'    net = torch.nn.Linear(3, 2)  # 6 weights + 2 biases\n'
+            f'    with torch.no_grad():\n'
+            f'        net.weight.fill_(2.0)\n'
+            f'        net.bias.fill_(-2.0)\n'
+            f'    value = metric.compute(ModelInputs(model=net))\n'
+            f'    assert value.value == 2.0 and value.n == 8\n'
         )
     return (
-        f"import {pkg}\n\n\n"
+        f"{imports}import {pkg}\n\n\n"
         f"def test_registers_and_round_trips(harness_registries_with):\n"
         f'    regs = harness_registries_with(("{name}", {pkg}))\n'
         f'    cls = regs["{kind}"].get("{name}")\n'
