@@ -229,7 +229,7 @@ class HallucinationDetectionSuite(Suite):
         scores: dict[str, list[float]] = {}
         ms: list[MetricValue] = []
         ms_m = cell.metric("hallucination_detector_ms")
-        for name in names:
+        for name in dict.fromkeys(names):  # each detector once (its AUROC is keyed by name)
             det = cell.metric(name)
             if not callable(getattr(det, "score_answers", None)):
                 raise TypeError(f'detector "{name}" has no score_answers(answers) method (the detector protocol: '

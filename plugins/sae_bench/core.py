@@ -188,8 +188,9 @@ def bootstrap_stderr(per_context: dict[str, torch.Tensor], n_boot: int = 200, se
     """Standard error of every core metric by resampling contexts with replacement (``n_boot`` draws).
 
     Tokens of one context are correlated, so contexts (not tokens) are the sampling unit. The
-    weights of a draw are the multiplicities of the drawn contexts (:func:`harness.stats.bootstrap_weights`); every metric is a ratio of
-    weighted sums (:func:`metrics_from_sums`), so one matrix product per statistic does all draws.
+    weights of a draw are the multiplicities of the drawn contexts (:func:`harness.stats.bootstrap_weights`);
+    every metric is a ratio of weighted sums (:func:`metrics_from_sums`), so one matrix product per
+    statistic does all draws (the SAE-specific part: which sums, and the ratios read off them).
     """
     c = next(iter(per_context.values())).shape[0]
     if c < 2:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -24,6 +24,9 @@ from harness.metric_inputs import ModelInputs
 from harness.protocols import Metric, ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
 from harness.stats import binomial_stderr, combined_stderr, mean_stderr
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.context import CellContext
 
 PAPER = "arXiv:2510.21866"
 #: Budgets of the presets; a field left at None takes its value from the chosen preset.
@@ -237,7 +240,7 @@ class ScalingSuite(Suite):
             value = getattr(self, key)
             return PRESETS[self.preset][key] if value is None else value
 
-    def run(self, cell) -> SuiteOutput:
+    def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell
 
         return run_cell(self, cell)

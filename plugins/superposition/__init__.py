@@ -17,7 +17,7 @@ The heavy code is in the submodules (imported inside :meth:`SuperpositionSuite.r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -26,6 +26,9 @@ from harness.config import PluginConfig
 from harness.protocols import ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
 from harness.stats import correlation_stderr, pearson, spearman
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.context import CellContext
 
 #: Budgets of the two presets; a field left at None takes its value from the chosen preset.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -169,7 +172,7 @@ class SuperpositionSuite(Suite):
             value = getattr(self, key)
             return PRESETS[self.preset][key] if value is None else value
 
-    def run(self, cell) -> SuiteOutput:
+    def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell
 
         return run_cell(self, cell)
