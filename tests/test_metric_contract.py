@@ -15,7 +15,6 @@ from harness.metric_inputs import (
     GenerationsInputs,
     InterventionInputs,
     ModelInputs,
-    SAEInputs,
     SampledAnswers,
     scope_of,
 )
