@@ -17,10 +17,11 @@ from harness.config import ComponentSpec, ModelRef, PluginConfig, RunSpec
 from harness.context import CellContext, seed_everything
 from harness.errors import HarnessError, SpecError
 from harness.executors.base import Outcome, RunSummary
+from harness.metric_inputs import ModelInputs
 from harness.plugins import Registries
-from harness.protocols import DictionaryLearner, LearnerSpec, Plugin, Suite
+from harness.protocols import DictionaryLearner, LearnerSpec, Plugin, ReportedMetric, Suite
 from harness.provenance import now_iso, provenance
-from harness.results import Cell, MetricValue, Provenance, RunRecord, SuiteOutput
+from harness.results import Cell, Provenance, RunRecord, SuiteOutput
 from harness.store import Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,6 +109,11 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                 f'extra_metrics: "{name}" has scope "{mcls.scope}"; only model-scope metrics can be added to '
                 "every cell. Use a suite that computes it instead."
             )
+        if issubclass(mcls, ReportedMetric):
+            raise SpecError(
+                f'extra_metrics: "{name}" is reported by the suite that computes it; only computed model-scope '
+                "metrics (with compute(ModelInputs)) can be added to every cell. Drop it from extra_metrics."
+            )
     why = "rows with one label would be merged as seeds of one row"
     _require_distinct_labels(list(enumerate(spec.methods or [])), "methods", why)
     repeated = {s.name for s in suite_specs if sum(t.name == s.name for t in suite_specs) > 1}
@@ -182,11 +188,7 @@ def _add_extra_metrics(output: SuiteOutput, ctx: CellContext, names: list[str]) 
     if not names:
         return output
     model = ctx.evaluated_model if ctx.evaluated_model is not None else ctx.load_model()
-    extra = []
-    for name in names:
-        value = ctx.metric(name).compute({"model": model})
-        values = value if isinstance(value, list) else [value]
-        extra += [v if isinstance(v, MetricValue) else MetricValue(metric=name, value=float(v)) for v in values]
+    extra = ctx.compute_metrics(ModelInputs(model=model, seed=ctx.seed, device=ctx.device), names)
     return output.model_copy(update={"metrics": [*output.metrics, *extra]})
 
 
