@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from harness.config import ModelRef, PluginConfig
 from harness.context import CellContext, seed_everything
 from harness.errors import HarnessError
+from harness.metric_inputs import ModelInputs
 from harness.protocols import DictionaryLearner, LearnerSpec, Plugin, Suite
 from harness.provenance import now_iso, provenance
-from harness.results import Cell, MetricValue, Provenance, RunRecord, SuiteOutput
+from harness.results import Cell, Provenance, RunRecord, SuiteOutput
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.plugins import Registries
@@ -69,11 +70,7 @@ def _add_extra_metrics(output: SuiteOutput, ctx: CellContext, names: list[str]) 
     if not names:
         return output
     model = ctx.evaluated_model if ctx.evaluated_model is not None else ctx.load_model()
-    extra = []
-    for name in names:
-        value = ctx.metric(name).compute({"model": model})
-        values = value if isinstance(value, list) else [value]
-        extra += [v if isinstance(v, MetricValue) else MetricValue(metric=name, value=float(v)) for v in values]
+    extra = ctx.compute_metrics(ModelInputs(model=model, seed=ctx.seed, device=ctx.device), names)
     return output.model_copy(update={"metrics": [*output.metrics, *extra]})
 
 

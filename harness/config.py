@@ -54,6 +54,8 @@ def validate_config(cls: type[C], data: Mapping[str, Any] | BaseModel, *, where:
 
 
 # --------------------------------------------------------------------------- run spec
+#: Seeds are used by numpy, which accepts 0 <= seed < 2**32.
+SEED_LIMIT = 2**32
 _REF_RE = re.compile(r"^(?:(?P<source>[a-z][a-z0-9_\-]*):)?(?P<name>[^@]+?)(?:@(?P<revision>[^@]+))?$")
 
 
@@ -126,6 +128,21 @@ class RunSpec(BaseModel):
         None, description="Where cells run: an executor (`harness plugins` lists them) and its config; "
         "None = local, in this process. `harness run --executor` and its flags override it.",
     )
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_in_numpy_range(cls, v: list[int]) -> list[int]:
+        from pydantic_core import PydanticCustomError
+
+        bad = [s for s in v if not 0 <= s < SEED_LIMIT]
+        if bad:
+            raise PydanticCustomError(
+                "seed_range",
+                "{bad} out of range: a seed must be 0 <= seed < 2**32 (numpy's range, 0..{top}). Fix: use a "
+                "non-negative seed below 2**32, e.g. --seed 0",
+                {"bad": bad if len(bad) > 1 else bad[0], "top": SEED_LIMIT - 1},
+            )
+        return v
 
     @field_validator("models", mode="before")
     @classmethod

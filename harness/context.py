@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.config import ModelRef, PluginConfig
-from harness.protocols import LearnerSpec, Metric, ModelSource, Plugin
+from harness.metric_inputs import SCOPE_INPUTS, MetricInputs, scope_of
+from harness.protocols import LearnerSpec, Metric, ModelSource, Plugin, ReportedMetric
+from harness.results import MetricValue
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.plugins import Registries
@@ -41,6 +43,10 @@ def seed_everything(seed: int) -> None:
     import torch
 
     torch.manual_seed(seed)
+
+
+class MetricComputeError(RuntimeError):
+    """A metric's ``compute`` raised; the message names the metric (the cause is chained)."""
 
 
 @dataclass
@@ -76,6 +82,43 @@ class CellContext:
         """An instance of a registered metric (default config)."""
         return self.registries.metrics.get(name)()
 
+    def compute_metrics(self, inputs: MetricInputs, names: Iterable[str] | None = None) -> list[MetricValue]:
+        """Compute metrics on ``inputs`` (an inputs class of :mod:`harness.metric_inputs`).
+
+        ``names`` None: every registered *computed* metric of ``inputs``' scope (sorted by name;
+        :class:`~harness.protocols.ReportedMetric` declarations are skipped). Otherwise exactly those
+        metrics, in that order; each must be a computed metric of that scope. Results are normalised
+        to a list of :class:`MetricValue` (a float becomes this metric's value without a key); an
+        error names the metric and what to fix.
+        """
+        scope = scope_of(inputs)
+        reg = self.registries.metrics
+        if names is None:
+            computed = (n for n in sorted(reg.names()) if not issubclass(reg.get(n), ReportedMetric))
+            chosen = [n for n in computed if reg.get(n).scope == scope]
+        else:
+            chosen = list(names)
+        out: list[MetricValue] = []
+        for name in chosen:
+            cls = reg.get(name)
+            if cls.scope != scope:
+                raise TypeError(
+                    f'metric "{name}" has scope "{cls.scope}" and needs {SCOPE_INPUTS[cls.scope].__name__}; got '
+                    f"{type(inputs).__name__} (scope \"{scope}\"). Compute it with the inputs of its scope."
+                )
+            if issubclass(cls, ReportedMetric):
+                raise TypeError(
+                    f'metric "{name}" is a ReportedMetric: its suite reports its values (metric.value(...)), '
+                    "it cannot be computed generically. Leave it out of the names to compute."
+                )
+            try:
+                result = cls().compute(inputs)
+            except Exception as e:
+                where = f'metric "{name}" failed on {type(inputs).__name__}'
+                raise MetricComputeError(f"{where}: {type(e).__name__}: {e}") from e
+            out += _normalise(name, result)
+        return out
+
     def progress(self, iterable: Iterable[T], *, total: int | None = None, desc: str = "") -> Iterator[T]:
         """Wrap ``iterable`` in a progress bar (stderr; off when not enabled)."""
         from tqdm.auto import tqdm
@@ -95,3 +138,24 @@ class CellContext:
             return path, path.relative_to(self.artifact_dir.parent.parent).as_posix()
         except ValueError:
             return path, name
+
+
+def _normalise(name: str, result: Any) -> list[MetricValue]:
+    """``float | MetricValue | list[MetricValue]`` from ``compute`` of metric ``name`` -> a list."""
+    values = result if isinstance(result, list) else [result]
+    out: list[MetricValue] = []
+    for v in values:
+        if isinstance(v, MetricValue):
+            if v.metric != name:
+                raise ValueError(
+                    f'metric "{name}" returned a value of metric "{v.metric}"; build values with self.value(...).'
+                )
+            out.append(v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append(MetricValue(metric=name, value=float(v)))
+        else:
+            raise TypeError(
+                f'metric "{name}" returned {type(v).__name__}; compute must return a float, a MetricValue or a list '
+                "of MetricValue."
+            )
+    return out

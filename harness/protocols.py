@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from harness.config import PluginConfig, validate_config
+from harness.metric_inputs import MetricInputs, Scope
 from harness.results import MetricValue, SuiteOutput
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.context import CellContext
     from harness.results import RunRecord
+    from harness.validation import ModelShape
 
 #: A plugin kind: one of the kinds of the table :data:`harness.kinds.KINDS`.
 Kind = str
@@ -46,6 +48,18 @@ class Plugin(ABC):
             return data
         where = f'config of {cls.kind.replace("_", " ")} "{cls.name}"' + (f" ({at})" if at else "")
         return validate_config(cls.Config, data or {}, where=where)
+
+    @classmethod
+    def check(cls, config: PluginConfig, shape: ModelShape) -> list[str]:
+        """Constraints of a validated ``config`` that depend on the model (plan time, no weights).
+
+        Return one string per problem, starting with the field and naming the allowed range
+        and the fix (``"k: 100000 is more than d_sae = 256 ...; allowed at most 256. Fix: ..."``);
+        the default has none. Called for every planned (plugin, config, model) before any
+        cell runs, and by ``harness train-sae``; a dictionary learner receives ``shape.at(hook)``
+        and reads its input width as ``shape.d_in``. Helpers: :mod:`harness.validation`.
+        """
+        return []
 
 
 # --------------------------------------------------------------------------- methods
@@ -150,12 +164,19 @@ class HallucinationMitigator(Plugin):
 
 # --------------------------------------------------------------------------- metrics
 class Metric(Plugin):
-    """A score with a declared direction; leaderboards sort only from these declarations."""
+    """A computed score with a declared direction; leaderboards sort only from these declarations.
+
+    ``compute(inputs)`` receives the inputs class of the metric's scope
+    (:data:`harness.metric_inputs.SCOPE_INPUTS`: ``SAEInputs``, ``ModelInputs``,
+    ``GenerationsInputs`` or ``InterventionInputs``), so a suite can compute every registered
+    metric of its scope generically (:meth:`harness.context.CellContext.compute_metrics`).
+    A number the suite produces itself in a shared pass is a :class:`ReportedMetric` instead.
+    """
 
     kind: ClassVar[Kind] = "metric"
     higher_is_better: ClassVar[bool]
-    #: What it scores: an SAE, a model, generations, or an intervention.
-    scope: ClassVar[Literal["sae", "model", "generations", "intervention"]]
+    #: What it scores: an SAE, a model, generations, or an intervention (picks the inputs class).
+    scope: ClassVar[Scope]
     #: How values over seeds / samples combine into a leaderboard cell.
     aggregation: ClassVar[Literal["mean", "median"]] = "mean"
     unit: ClassVar[str] = ""
@@ -163,12 +184,28 @@ class Metric(Plugin):
     chance: ClassVar[float | None] = None
 
     @abstractmethod
-    def compute(self, inputs: Mapping[str, Any]) -> float | MetricValue | list[MetricValue]:
-        """Score ``inputs`` (the keys a metric needs are documented by its scope)."""
+    def compute(self, inputs: MetricInputs) -> float | MetricValue | list[MetricValue]:
+        """Score ``inputs`` (an instance of ``SCOPE_INPUTS[self.scope]``); a float is this metric's value."""
 
     def value(self, value: float, *, key: str | None = None, **extra: Any) -> MetricValue:
         """Build a :class:`MetricValue` for this metric."""
         return MetricValue(metric=self.name, key=key, value=value, **extra)
+
+
+class ReportedMetric(Metric):
+    """A metric declaration whose values a suite reports (e.g. CE-loss recovered from a forward pass
+    the suite shares among several metrics): name, direction, unit, scope and chance only.
+
+    The suite builds its values with :meth:`value` (or a typed ``report(...)`` helper of the
+    metric); ``compute`` cannot score generic inputs and says so.
+    """
+
+    def compute(self, inputs: MetricInputs) -> float | MetricValue | list[MetricValue]:
+        raise TypeError(
+            f'metric "{self.name}" is reported by the suite that computes it (a ReportedMetric); it cannot be '
+            f"computed from {type(inputs).__name__}. Read its values from that suite's records, or register a "
+            "computed Metric (with compute(inputs)) to score these inputs."
+        )
 
 
 # --------------------------------------------------------------------------- suites
@@ -222,6 +259,20 @@ class ModelSource(Plugin):
     @abstractmethod
     def load(self, name: str, revision: str | None, *, device: str, dtype: str) -> Any:
         """Load the model (a ``harness.models.LoadedModel``)."""
+
+    def shape(self, name: str, revision: str | None) -> ModelShape | None:
+        """The model's dimensions without loading weights, for plan-time checks.
+
+        Default: read ``config.json`` of the folder in :meth:`resolve`'s ``"path"`` entry, if
+        it gives one; None (shape checks skipped) otherwise.
+        """
+        path = self.resolve(name, revision).get("path")
+        if path is None:
+            return None
+        from harness.validation import ModelShape
+
+        shown = f"{self.name}:{name}" + (f"@{revision}" if revision else "")
+        return ModelShape.from_folder(path, shown)
 
 
 def plugin_bases() -> dict[Kind, type[Any]]:

@@ -16,7 +16,7 @@ from harness.config import ComponentSpec, ModelRef, RunSpec
 from harness.errors import SpecError
 from harness.executors.base import RunSummary
 from harness.plugins import Registries
-from harness.protocols import Plugin, Suite
+from harness.protocols import Plugin, ReportedMetric, Suite
 from harness.results import Cell, RunRecord
 from harness.store import Store
 
@@ -98,6 +98,11 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                 f'extra_metrics: "{name}" has scope "{mcls.scope}"; only model-scope metrics can be added to '
                 "every cell. Use a suite that computes it instead."
             )
+        if issubclass(mcls, ReportedMetric):
+            raise SpecError(
+                f'extra_metrics: "{name}" is reported by the suite that computes it; only computed model-scope '
+                "metrics (with compute(ModelInputs)) can be added to every cell. Drop it from extra_metrics."
+            )
     why = "rows with one label would be merged as seeds of one row"
     _require_distinct_labels(list(enumerate(spec.methods or [])), "methods", why)
     repeated = {s.name for s in suite_specs if sum(t.name == s.name for t in suite_specs) > 1}
@@ -144,6 +149,9 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                     if s.name in repeated:  # e.g. the sae suite at two hook points: one row per entry
                         label = f"{label} @ {s.display}"
                     cells.append(PlannedCell(cell, label, suite_cls, suite_cfg, mcls, mcfg, model))
+    from harness.validation import validate_plan
+
+    validate_plan(spec, cells, registries)  # what depends on the models' shapes (k <= d_sae, hook points, ...)
     return cells
 
 

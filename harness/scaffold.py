@@ -15,20 +15,24 @@ from harness.kinds import get_kind, kind_names
 
 _METRIC_BODY = '''
 class {cls}(Metric):
-    """Mean of a list of numbers (replace with your metric)."""
+    """Mean absolute parameter value of the model (replace with your metric)."""
 
     name = "{name}"
-    description = "Mean of the values it is given."
-    higher_is_better = True
-    scope = "model"
+    description = "Mean |w| over every parameter of the model, times a scale."
+    higher_is_better = False
+    scope = "model"  # compute receives harness.metric_inputs.ModelInputs
     unit = ""
 
     class Config(PluginConfig):
         scale: float = Field(1.0, description="Multiplies the mean.")
 
-    def compute(self, inputs):
-        values = list(inputs["values"])
-        return self.value(self.config.scale * sum(values) / len(values), n=len(values))
+    def compute(self, inputs: ModelInputs) -> MetricValue:
+        module = getattr(inputs.model, "model", inputs.model)  # a harness LoadedModel or a bare torch module
+        total, count = 0.0, 0
+        for p in module.parameters():
+            total += float(p.detach().abs().sum())
+            count += p.numel()
+        return self.value(self.config.scale * total / count, n=count)
 '''
 
 _SUITE_BODY = '''
@@ -38,11 +42,11 @@ class {cls}Params(Metric):
     name = "{name}_params"
     description = "Number of model parameters (millions)."
     higher_is_better = False
-    scope = "model"
+    scope = "model"  # compute receives harness.metric_inputs.ModelInputs
     unit = "M"
 
-    def compute(self, inputs):
-        return self.value(sum(p.numel() for p in inputs["model"].parameters()) / 1e6)
+    def compute(self, inputs: ModelInputs) -> float:
+        return sum(p.numel() for p in inputs.model.model.parameters()) / 1e6
 
 
 class {cls}(Suite):
@@ -56,9 +60,11 @@ class {cls}(Suite):
     class Config(PluginConfig):
         pass
 
-    def run(self, cell):
-        loaded = cell.load_model()
-        return SuiteOutput(metrics=[cell.metric("{name}_params").compute({{"model": loaded.model}})])
+    def run(self, cell: CellContext) -> SuiteOutput:
+        inputs = ModelInputs(model=cell.load_model(), seed=cell.seed, device=cell.device)
+        # every computed model-scope metric named here; values the suite computes itself use
+        # cell.metric(name).value(...) (declare those as harness.protocols.ReportedMetric)
+        return SuiteOutput(metrics=cell.compute_metrics(inputs, ["{name}_params"]))
 '''
 
 _LEARNER_BODY = '''
@@ -135,10 +141,12 @@ def _module(name: str, kind: str) -> str:
                    "from harness.sae.plugin import LazySAE"]
         body, registered = _LEARNER_BODY.format(cls=cls, name=name), [cls]
     elif spec.scaffold == "metric":
-        imports.append("from harness.protocols import Metric")
+        imports += ["from harness.metric_inputs import ModelInputs", "from harness.protocols import Metric",
+                    "from harness.results import MetricValue"]
         body, registered = _METRIC_BODY.format(cls=cls, name=name), [cls]
     elif spec.scaffold == "suite":
-        imports += ["from harness.protocols import Metric, Suite", "from harness.results import SuiteOutput"]
+        imports += ["from harness.context import CellContext", "from harness.metric_inputs import ModelInputs",
+                    "from harness.protocols import Metric, Suite", "from harness.results import SuiteOutput"]
         body, registered = _SUITE_BODY.format(cls=cls, name=name), [cls]
     else:
         imports.append(f"from {spec.base_module} import {base}")
@@ -152,7 +160,7 @@ def _module(name: str, kind: str) -> str:
 
 def _test(name: str, kind: str) -> str:
     pkg = f"harness_{name.replace('-', '_')}"
-    extra = ""
+    extra, imports = "", ""
     if get_kind(kind).scaffold == "dictionary_learner":
         extra = (
             f'\n\ndef test_trains_and_loss_falls(harness_registries_with, tmp_path):\n'
@@ -171,14 +179,20 @@ def _test(name: str, kind: str) -> str:
             f'    assert torch.allclose(back.decode(back.encode(x[:8])), sae.decode(sae.encode(x[:8])))\n'
         )
     elif get_kind(kind).scaffold == "metric":
+        imports = "import torch\n\nfrom harness.metric_inputs import ModelInputs\n\n"
         extra = (
             f'\n\ndef test_computes(harness_registries_with):\n'
             f'    regs = harness_registries_with(("{name}", {pkg}))\n'
             f'    metric = regs.metrics.get("{name}")()\n'
-            f'    assert metric.compute({{"values": [1.0, 2.0, 3.0]}}).value == 2.0\n'
+            f'    net = torch.nn.Linear(3, 2)  # 6 weights + 2 biases\n'
+            f'    with torch.no_grad():\n'
+            f'        net.weight.fill_(2.0)\n'
+            f'        net.bias.fill_(-2.0)\n'
+            f'    value = metric.compute(ModelInputs(model=net))\n'
+            f'    assert value.value == 2.0 and value.n == 8\n'
         )
     return (
-        f"import {pkg}\n\n\n"
+        f"{imports}import {pkg}\n\n\n"
         f"def test_registers_and_round_trips(harness_registries_with):\n"
         f'    regs = harness_registries_with(("{name}", {pkg}))\n'
         f'    cls = regs["{kind}"].get("{name}")\n'

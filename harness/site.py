@@ -3,16 +3,23 @@
 Self-contained (inline CSS and JS, no CDN): opened from disk it works offline. Every
 value rendered into HTML is escaped, because method names, labels and descriptions come
 from third-party plugins. Sorting moves existing table rows; it never builds HTML from data.
+
+The site draws from the boards and from what its caller hands it (the artifacts of the
+records behind them); it reads no store and writes no board. :func:`build_site` puts the
+plots into ``site/plots/`` and returns the HTML pages and each suite's plots, which the
+leaderboard writer (:mod:`harness.leaderboard.writing`) writes and records in the boards.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from harness.leaderboard import LeaderboardDoc, RowDoc, fmt_rank, fmt_value
-from harness.store import Store, atomic_write_text
+from harness.leaderboard.documents import LeaderboardDoc, RowDoc
+from harness.leaderboard.markdown import fmt_rank, fmt_value
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
@@ -44,6 +51,27 @@ document.querySelectorAll('table.sortable').forEach(function(table){
   });
 });
 """
+
+
+@dataclass(frozen=True)
+class RecordArtifacts:
+    """One run record's artifact files, as the site shows them."""
+
+    label: str
+    model: str
+    seed: int
+    #: artifact name -> the file on disk (the site copies the PNGs among them)
+    files: Mapping[str, Path]
+
+
+@dataclass(frozen=True)
+class Site:
+    """What :func:`build_site` made: pages to write and the plots of each suite's page."""
+
+    #: file name inside the site folder (``index.html``, ``<suite>.html``) -> HTML
+    pages: dict[str, str]
+    #: suite -> plot caption -> path relative to the site folder (``plots/<file>.png``)
+    plots: dict[str, dict[str, str]]
 
 
 def _page(title: str, body: str, nav: str) -> str:
@@ -119,23 +147,20 @@ def _primary_plot(board: LeaderboardDoc, out: Path) -> str | None:
     return name
 
 
-def _copy_artifacts(board: LeaderboardDoc, store: Store | None, out: Path) -> dict[str, str]:
+def _copy_artifacts(board: LeaderboardDoc, artifacts: Mapping[str, RecordArtifacts], out: Path) -> dict[str, str]:
     """Copy the PNG artifacts that the suite's records produced into the site."""
-    if store is None:
-        return {}
     plots: dict[str, str] = {}
     keys = {k for r in board.rows for k in r.provenance.get("record_keys", [])}
     for key in sorted(keys):
-        rec = store.get(board.suite, key)
-        if rec is None or rec.output is None:
+        rec = artifacts.get(key)
+        if rec is None:
             continue
-        for name, rel in sorted(rec.output.artifacts.items()):
-            src = store.root / rel
+        for name, src in sorted(rec.files.items()):
             if src.suffix.lower() != ".png" or not src.is_file():
                 continue
-            dest = out / f"{board.suite}_{key[:10]}_{Path(rel).name}"
+            dest = out / f"{board.suite}_{key[:10]}_{src.name}"
             shutil.copyfile(src, dest)
-            plots[f"{rec.label} / {rec.cell.model} / seed {rec.cell.seed}: {name}"] = f"plots/{dest.name}"
+            plots[f"{rec.label} / {rec.model} / seed {rec.seed}: {name}"] = f"plots/{dest.name}"
     return plots
 
 
@@ -149,23 +174,26 @@ def _copy_summary_plots(suite: str, summary_dir: Path, out: Path) -> dict[str, s
     return plots
 
 
-def _remove_stale_plots(plots_dir: Path, boards: dict[str, LeaderboardDoc], pages: set[str]) -> None:
-    """Delete plots of the rebuilt suites that no page shows any more (e.g. artifacts of replaced
-    records). A file belongs to the longest page name it starts with (``hallucination_detection_x``
-    is not ``hallucination``'s), so other suites' plots are kept."""
-    shown = {Path(p).name for b in boards.values() for p in (b.plots or {}).values()}
+def _remove_stale_plots(plots_dir: Path, plots: Mapping[str, Mapping[str, str]], pages: set[str]) -> None:
+    """Delete plots of the rebuilt suites (the keys of ``plots``) that no page shows any more (e.g.
+    artifacts of replaced records). A file belongs to the longest page name it starts with
+    (``hallucination_detection_x`` is not ``hallucination``'s), so other suites' plots are kept."""
+    shown = {Path(p).name for suite_plots in plots.values() for p in suite_plots.values()}
     for f in plots_dir.iterdir():
         owners = [n for n in pages if f.name.startswith(f"{n}_")]
-        if owners and max(owners, key=len) in boards and f.name not in shown:
+        if owners and max(owners, key=len) in plots and f.name not in shown:
             f.unlink()
 
 
-def build_site(boards: dict[str, LeaderboardDoc], site_dir: Path, store: Store | None = None,
-               summary_root: Path | None = None) -> Path:
-    """Write ``index.html`` and ``<suite>.html`` (plus plots) into ``site_dir``; returns index.html.
+def build_site(boards: Mapping[str, LeaderboardDoc], site_dir: Path,
+               artifacts: Mapping[str, RecordArtifacts] | None = None, summary_root: Path | None = None) -> Site:
+    """Draw and copy the plots into ``site_dir/plots`` and render ``index.html`` and ``<suite>.html``.
 
+    ``artifacts``: record key -> that record's artifact files, for the records behind the
+    boards (their ``record_keys``); their PNGs are shown on the suite's page.
     ``summary_root``: the leaderboard folder whose ``<suite>/`` sub-folders hold the plots of
-    each suite's :meth:`~harness.protocols.Suite.summarize` (shown on the suite's page)."""
+    each suite's :meth:`~harness.protocols.Suite.summarize` (shown on the suite's page).
+    The pages are returned, not written: the caller writes them into ``site_dir``."""
     site_dir = Path(site_dir)
     plots_dir = site_dir / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -175,6 +203,8 @@ def build_site(boards: dict[str, LeaderboardDoc], site_dir: Path, store: Store |
     index_parts = ["<h1>harness leaderboards</h1>",
                    '<p class="muted">Click a column header to sort. Values: mean ± standard error; '
                    "rank ties (=) where 95% intervals overlap.</p>"]
+    pages: dict[str, str] = {}
+    all_plots: dict[str, dict[str, str]] = {}
     for s in suites:
         board = boards[s]
         plots = {}
@@ -183,8 +213,8 @@ def build_site(boards: dict[str, LeaderboardDoc], site_dir: Path, store: Store |
             plots[f"{board.primary_metric} by row"] = f"plots/{primary}"
         if summary_root is not None:
             plots.update(_copy_summary_plots(s, Path(summary_root) / s, plots_dir))
-        plots.update(_copy_artifacts(board, store, plots_dir))
-        board.plots = plots
+        plots.update(_copy_artifacts(board, artifacts or {}, plots_dir))
+        all_plots[s] = plots
         imgs = "".join(f'<figure><img src="{escape(p, quote=True)}" alt="{escape(n, quote=True)}">'
                        f"<figcaption class=\"muted\">{escape(n)}</figcaption></figure>" for n, p in plots.items())
         ranked = "within each model" if board.ranked_within == "model" else "across models"
@@ -194,12 +224,11 @@ def build_site(boards: dict[str, LeaderboardDoc], site_dir: Path, store: Store |
                 f"{suite_table(board)}{imgs}")
         if board.summary:  # the suite's cross-cell Markdown (Suite.summarize), shown as text
             body += f"<h2>Across models</h2><pre>{escape(board.summary)}</pre>"
-        atomic_write_text(site_dir / f"{s}.html", _page(f"harness: {s}", body, nav))
+        pages[f"{s}.html"] = _page(f"harness: {s}", body, nav)
         index_parts.append(f'<h2><a href="{escape(s, quote=True)}.html">{escape(s)}</a></h2>'
                            f"<p>{escape(board.description)}</p>{suite_table(board)}")
-    _remove_stale_plots(plots_dir, boards, {p.stem for p in site_dir.glob("*.html")} | set(suites))
+    _remove_stale_plots(plots_dir, all_plots, {p.stem for p in site_dir.glob("*.html")} | set(suites))
     if not suites:
         index_parts.append("<p>No results yet: run <code>harness run</code>.</p>")
-    index = site_dir / "index.html"
-    atomic_write_text(index, _page("harness leaderboards", "\n".join(index_parts), nav))
-    return index
+    pages["index.html"] = _page("harness leaderboards", "\n".join(index_parts), nav)
+    return Site(pages=pages, plots=all_plots)

@@ -82,8 +82,10 @@ def test_samples_are_judged_against_the_truth(samples):
 
 
 def test_auroc_and_baselines_hand_cases():
-    assert scores.auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
-    assert scores.auroc([0.5, 0.5], [0, 1]) == pytest.approx(0.5)
+    from harness.stats import auroc
+
+    assert auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert auroc([0.5, 0.5], [0, 1]) == pytest.approx(0.5)
     assert scores.predictive_entropy([[-1.0, -3.0], [-2.0]]) == pytest.approx(2.0)
     assert scores.perplexity([[-math.log(2)], [-math.log(4)]]) == pytest.approx(3.0)
     assert scores.lexical_similarity(["a b", "a b", "c"]) == pytest.approx(-1 / 3)

@@ -1,15 +1,20 @@
 """Leaderboard aggregation, rendering, the static site, and bundles."""
 
 import json
+import math
 import shutil
+from collections import Counter
+from pathlib import Path
 
 import jsonschema
 import pytest
-from toy_plugins import ToySuite
+from toy_plugins import ToyScore, ToySuite
 
 from harness.bundle import load_bundle, publish
 from harness.config import RunSpec
+from harness.errors import RegistryError
 from harness.leaderboard import LeaderboardDoc, build_board, build_leaderboards
+from harness.leaderboard.statistics import aggregate
 from harness.provenance import now_iso
 from harness.results import Cell, MetricValue, Provenance, RunRecord, SuiteOutput
 from harness.runner import execute, plan
@@ -80,6 +85,28 @@ def test_site_drops_stale_plots_of_rebuilt_suites_only(finished_store, toy_regis
     assert (plots / "toy_suite_extra_keep.png").exists()
     doc = json.loads((spec.leaderboard_dir / "toy_suite.json").read_text())
     assert all((spec.leaderboard_dir / "site" / p).exists() for p in doc["plots"].values())
+
+
+def test_build_reads_each_record_file_once_and_shows_its_png_artifacts(toy_registries, tmp_path, monkeypatch):
+    store = Store(tmp_path / "out")
+    recs = [_rec("a", 1.0, 0.1, seed=0), _rec("a", 1.2, 0.1, seed=1), _rec("b", 2.0)]
+    rel = f"artifacts/{recs[0].key}/map.png"
+    png = b"\x89PNG\r\n\x1a\n not really an image"
+    (store.root / rel).parent.mkdir(parents=True)
+    (store.root / rel).write_bytes(png)
+    recs[0].output.artifacts.update(map=rel, table=f"artifacts/{recs[0].key}/table.csv")  # a csv is not shown
+    for rec in recs:
+        store.put(rec)
+    reads: Counter[str] = Counter()
+    read = Store._read
+    monkeypatch.setattr(Store, "_read", staticmethod(lambda path: (reads.update([Path(path).name]), read(path))[1]))
+    board = build_leaderboards(store, tmp_path / "lb", toy_registries)["toy_suite"]
+    assert reads == {f"{rec.key}.json": 1 for rec in recs}  # one store pass feeds the boards and the site
+    dest = f"plots/toy_suite_{recs[0].key[:10]}_map.png"
+    assert {k: v for k, v in board.plots.items() if "seed" in k} == {"a / toy:a / seed 0: map": dest}
+    assert (tmp_path / "lb" / "site" / dest).read_bytes() == png
+    assert json.loads((tmp_path / "lb" / "toy_suite.json").read_text())["plots"] == board.plots
+    assert dest in (tmp_path / "lb" / "site" / "toy_suite.html").read_text()
 
 
 def test_site_escapes_plugin_text(toy_registries, tmp_path, monkeypatch):
@@ -165,6 +192,44 @@ def test_seed_error_keeps_within_cell_error(toy_registries):
     recs = [_rec("a", x, None, seed=s) for s, x in enumerate([1.0, 2.0, 3.0])]
     assert build_board("toy_suite", recs, toy_registries).rows[0].values["toy_score"].stderr == pytest.approx(
         (1.0 / 3) ** 0.5)
+
+
+def test_median_metric_aggregates_by_the_median(toy_registries, monkeypatch):
+    monkeypatch.setattr(ToyScore, "aggregation", "median")
+    recs = [_rec("a", x, None, seed=s) for s, x in enumerate([1.0, 2.0, 10.0])]  # mean 13/3, median 2
+    v = build_board("toy_suite", recs, toy_registries).rows[0].values["toy_score"]
+    # between-seed variance: (100 + 49 + 289) / 9 / 2 = 73/3; mean's se sqrt(73/9); median's x sqrt(pi/2)
+    se = (73 / 9) ** 0.5 * (math.pi / 2) ** 0.5
+    assert v.mean == 2.0 and v.n_seeds == 3 and v.stderr == pytest.approx(se)
+    assert (v.ci_low, v.ci_high) == (pytest.approx(2.0 - 1.96 * se), pytest.approx(2.0 + 1.96 * se))
+    # within-cell errors enter the combined variance as for the mean; even count: middle pair's mean
+    v = aggregate([(1.0, 0.3), (2.0, 0.3), (4.0, 0.3), (100.0, 0.3)], "median")
+    var = sum((x - 26.75) ** 2 for x in (1.0, 2.0, 4.0, 100.0)) / 3 + 0.09
+    assert v.mean == 3.0 and v.stderr == pytest.approx((var / 4 * math.pi / 2) ** 0.5)
+    # one seed: the cell's own value and error, whichever the aggregation
+    one = aggregate([(5.0, 0.2)], "median")
+    assert (one.mean, one.stderr) == (5.0, 0.2) and one == aggregate([(5.0, 0.2)])
+
+
+def test_median_decides_the_rank(toy_registries, monkeypatch):
+    # a: 22 seeds at 0 and 18 at 10 (mean 4.5, median 0); b: 2.25 on every seed; lower is better.
+    # a's se: 0.80 for the mean, 1.00 for the median; both differences (2.25) exceed 1.96 se: no tie
+    recs = [_rec("a", 0.0 if s < 22 else 10.0, seed=s) for s in range(40)]
+    recs += [_rec("b", 2.25, seed=s) for s in range(40)]
+    by_mean = build_board("toy_suite", recs, toy_registries)
+    assert [(r.label, r.rank, r.tied) for r in by_mean.rows] == [("b", 1, False), ("a", 2, False)]
+    monkeypatch.setattr(ToyScore, "aggregation", "median")
+    by_median = build_board("toy_suite", recs, toy_registries)
+    assert [(r.label, r.rank, r.tied) for r in by_median.rows] == [("a", 1, False), ("b", 2, False)]
+    assert by_median.rows[0].values["toy_score"].mean == 0.0
+
+
+def test_unknown_aggregation_is_refused_with_the_metric_named(toy_registries, monkeypatch):
+    monkeypatch.setattr(ToyScore, "aggregation", "geomean")
+    with pytest.raises(RegistryError, match="'toy_score' declares aggregation 'geomean'.*'mean' or 'median'"):
+        build_board("toy_suite", [_rec("a", 1.0)], toy_registries)
+    with pytest.raises(ValueError, match="'geomean' is not one of"):
+        aggregate([(1.0, None)], "geomean")  # type: ignore[arg-type]
 
 
 def test_markdown_table_breakers_are_escaped(toy_registries, tmp_path, monkeypatch):

@@ -70,12 +70,12 @@ def test_accumulator_matches_functions():
 
 def test_ce_and_kl_recovered_metrics():
     ce, kl = sb.CELossRecovered(), sb.KLScore()
-    assert ce.compute({"clean": 2.0, "with_sae": 2.0, "ablated": 7.0}).value == pytest.approx(1.0)
-    assert ce.compute({"clean": 2.0, "with_sae": 7.0, "ablated": 7.0}).value == pytest.approx(0.0)
-    assert ce.compute({"clean": 2.0, "with_sae": 3.0, "ablated": 7.0}).value == pytest.approx(0.8)
-    assert kl.compute({"with_sae": 0.5, "ablated": 2.0}).value == pytest.approx(0.75)
+    assert ce.report(clean=2.0, with_sae=2.0, ablated=7.0).value == pytest.approx(1.0)
+    assert ce.report(clean=2.0, with_sae=7.0, ablated=7.0).value == pytest.approx(0.0)
+    assert ce.report(clean=2.0, with_sae=3.0, ablated=7.0).value == pytest.approx(0.8)
+    assert kl.report(with_sae=0.5, ablated=2.0).value == pytest.approx(0.75)
     with pytest.raises(ValueError):
-        ce.compute({"clean": 2.0, "with_sae": 2.0, "ablated": 2.0})
+        ce.report(clean=2.0, with_sae=2.0, ablated=2.0)
 
 
 class _Identity(torch.nn.Module):
@@ -128,7 +128,7 @@ def test_splice_identity_and_zero(zoo_model):
     r0, s0 = evaluate_sae(zoo_model, _Zero(), hook, batches, bos_token_id=bos)
     assert s0.ce_sae == pytest.approx(s0.ce_zero, abs=1e-5)
     assert core.recovered_score(s0.ce_clean, s0.ce_sae, s0.ce_zero) == pytest.approx(0.0, abs=1e-4)
-    assert sb.KLScore().compute({"with_sae": s0.kl_sae, "ablated": s0.kl_zero}).value == pytest.approx(0.0, abs=1e-4)
+    assert sb.KLScore().report(s0.kl_sae, s0.kl_zero).value == pytest.approx(0.0, abs=1e-4)
     assert r0["cossim"] == 0.0
 
 

@@ -160,7 +160,7 @@ def test_suite_end_to_end_writes_headline_and_plots(tmp_path):
 
 
 def test_a_failing_summary_keeps_the_leaderboard(tmp_path, monkeypatch):
-    from harness.leaderboard import _summarize
+    from harness.leaderboard import summarize_suite
     from harness.results import Cell, Provenance, RunRecord, SuiteOutput
     from harness_plugins.scaling import ScalingSuite
 
@@ -171,13 +171,13 @@ def test_a_failing_summary_keeps_the_leaderboard(tmp_path, monkeypatch):
                       started_at="a", finished_at="b", wall_time_s=0.0)
     rec = RunRecord(key=cell.key(), cell=cell, label="base model", status="ok", output=SuiteOutput(metrics=[]),
                     provenance=prov)
-    assert _summarize("scaling", [rec], regs, tmp_path) is None  # no model details: nothing to summarise
+    assert summarize_suite("scaling", [rec], regs, tmp_path) is None  # no model details: nothing to summarise
 
     def boom(cls, records, out_dir):
         raise RuntimeError("no plots today")
 
     monkeypatch.setattr(ScalingSuite, "summarize", classmethod(boom))
-    assert "failed: RuntimeError: no plots today" in _summarize("scaling", [rec], regs, tmp_path)
+    assert "failed: RuntimeError: no plots today" in summarize_suite("scaling", [rec], regs, tmp_path)
 
 
 def _suites():

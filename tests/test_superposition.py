@@ -14,7 +14,8 @@ import harness_plugins.effective_features as ef  # noqa: E402
 import harness_plugins.superposition as sp  # noqa: E402
 import harness_plugins.tied_sae as ts  # noqa: E402
 from harness_plugins.effective_features.counter import EffectiveFeatureCounter, count_through, effective_features  # noqa: E402
-from harness_plugins.superposition.stats import pearson, spearman  # noqa: E402
+from harness.metric_inputs import SAEInputs  # noqa: E402
+from harness.stats import pearson, spearman  # noqa: E402
 from harness_plugins.superposition.sweeps import SaeBudget, features_from_weights, features_through_learner  # noqa: E402
 from harness_plugins.superposition.toy import train_toy_models  # noqa: E402
 from harness_plugins.tied_sae.model import TiedSAE  # noqa: E402
@@ -58,15 +59,21 @@ def test_streaming_equals_batch_and_scale_invariance():
 def test_metric_inputs_and_learner_stream():
     sae = TiedSAE.create(4, {"expansion_factor": 2}, seed=0)
     x = torch.randn(300, 4)
-    via_learner = ef.EffectiveFeaturesMetric().compute({"learner": sae, "activations": x.split(50), "key": "p"})
+    metric = ef.EffectiveFeaturesMetric()
+    via_learner = metric.report(ef.measure({"learner": sae, "activations": x.split(50)}), key="p")
     with torch.no_grad():
         direct = effective_features(sae.encode(x)).F
     assert via_learner.value == pytest.approx(direct) and via_learner.key == "p" and via_learner.n == 300
     assert count_through(sae, [x]).F == pytest.approx(direct)
-    psi = ef.SuperpositionPsi().compute({"latents": sae.encode(x).detach(), "n_neurons": 4})
+    psi = ef.SuperpositionPsi().report(ef.measure({"latents": sae.encode(x).detach(), "n_neurons": 4}))
     assert psi.value == pytest.approx(direct / 4)
     with pytest.raises(KeyError):
-        ef.SuperpositionPsi().compute({"latents": torch.ones(2, 3)})
+        ef.SuperpositionPsi().report(ef.measure({"latents": torch.ones(2, 3)}))
+    # the generic contract: SAEInputs (N = d_in, key = the hook point)
+    inputs = SAEInputs(sae=sae, activations=x, model=None, hook_point="blocks.0.hook_resid_post")
+    f, p = metric.compute(inputs), ef.SuperpositionPsi().compute(inputs)
+    assert f.value == pytest.approx(direct) and f.key == "blocks.0.hook_resid_post" and f.n == 300
+    assert p.value == pytest.approx(direct / 4)
 
 
 # --------------------------------------------------------------------------- tied SAE

@@ -49,7 +49,9 @@ __all__ = [
     "UnknownHookPointError",
     "capture",
     "intervene",
+    "hook_point_names",
     "list_hook_points",
+    "parse_hook_point",
     "resolve_hook_point",
     "run_with_cache",
 ]
@@ -103,7 +105,11 @@ def _point(kind: str, layer: int | None) -> HookPoint:
 
 def list_hook_points(model: Any) -> list[str]:
     """Every canonical hook point name of ``model``, in forward order."""
-    n = len(get_blocks(_unwrap(model)))
+    return hook_point_names(len(get_blocks(_unwrap(model))))
+
+
+def hook_point_names(n: int) -> list[str]:
+    """Every canonical hook point name of a model with ``n`` blocks, in forward order (no model needed)."""
     names = [_point(kind, i).name for i in range(n) for kind in sorted(_ORDER, key=_ORDER.get)]
     return [*names, "hook_final"]
 
@@ -112,7 +118,11 @@ def resolve_hook_point(model: Any, point: str | HookPoint) -> HookPoint:
     """Parse a name or alias into a :class:`HookPoint`; unknown names raise with suggestions."""
     if isinstance(point, HookPoint):
         return point
-    n = len(get_blocks(_unwrap(model)))
+    return parse_hook_point(point, len(get_blocks(_unwrap(model))))
+
+
+def parse_hook_point(point: str, n: int) -> HookPoint:
+    """:func:`resolve_hook_point` for a model with ``n`` blocks, from the name alone (plan-time checks)."""
     text = point.strip()
     if text in ("hook_final", "final"):
         return _point("final", None)
@@ -125,7 +135,7 @@ def resolve_hook_point(model: Any, point: str | HookPoint) -> HookPoint:
     if kind and layer is not None and -n <= layer < n:
         return _point(kind, layer % n)
     where = f" (layer {layer} is out of range: the model has {n} blocks, 0..{n - 1})" if kind else ""
-    choices = [*list_hook_points(model), "final", *(f"{k}.{i}" for k in _KIND_TO_SUFFIX for i in range(n))]
+    choices = [*hook_point_names(n), "final", *(f"{k}.{i}" for k in _KIND_TO_SUFFIX for i in range(n))]
     raise UnknownHookPointError(
         f"Unknown hook point {point!r}{where}.{did_you_mean(text, choices)} Valid names: "
         + ", ".join(f"blocks.{{i}}.{s}" for s in _SUFFIXES)

@@ -81,17 +81,62 @@ def _texts(args: argparse.Namespace, source: str) -> Iterator[str]:
         yield doc.text
 
 
+def _check_args(args: argparse.Namespace, shape: Any) -> None:
+    """Numbers of the command line in range (the model's max positions where known); SpecError otherwise."""
+    from harness.config import SEED_LIMIT
+    from harness.errors import SpecError
+
+    low = {"--tokens": (args.tokens, 1), "--steps": (args.steps, 1), "--batch-size": (args.batch_size, 1),
+           "--context-length": (args.context_length, 2), "--world-start": (args.world_start, 0),
+           "--checkpoint-every": (args.checkpoint_every, 1), "--seed": (args.seed, 0)}
+    for flag, (value, least) in low.items():
+        if value is not None and value < least:
+            raise SpecError(f"{flag} {value}: must be at least {least}. Fix: pass {flag} {max(least, 1)} or more.")
+    if args.seed >= SEED_LIMIT:
+        raise SpecError(f"--seed {args.seed}: must be 0 <= seed < 2**32 (numpy's range). Fix: pass a smaller seed.")
+    if args.text_file and not Path(args.text_file).is_file():
+        raise SpecError(f"--text-file {args.text_file}: no such file. Fix: pass an existing text or .jsonl file.")
+    limit = shape.max_positions if shape is not None else None
+    if limit is not None and args.context_length > limit:
+        raise SpecError(f"--context-length {args.context_length}: {shape.name} has {limit} positions; allowed "
+                        f"2..{limit}. Fix: pass --context-length {limit} or less.")
+
+
+def _trained_by_shared_trainer(cls: Any) -> bool:
+    from harness.sae.base import SAEBase
+
+    impl = cls.implementation() if hasattr(cls, "implementation") else cls
+    return isinstance(impl, type) and issubclass(impl, SAEBase)
+
+
+def _check_trainable(name: str, regs: Any) -> None:
+    """``train_sae`` drives learners built on :class:`harness.sae.base.SAEBase` (init from data, decoder norms)."""
+    from harness.errors import SpecError
+
+    learners = regs["dictionary_learner"]
+    if not _trained_by_shared_trainer(learners.get(name)):
+        ok = [n for n in learners.names() if _trained_by_shared_trainer(learners.get(n))]
+        raise SpecError(f"--learner {name}: not trainable by harness train-sae (its class does not build on "
+                        f"harness.sae.base.SAEBase, which the shared trainer drives). Fix: pick one of {', '.join(ok)}.")
+
+
 def cmd_train_sae(args: argparse.Namespace) -> int:
     import re
 
     from harness.config import ModelRef
     from harness.plugins import get_registries
     from harness.sae.trainer import activations_from_model, train_sae
+    from harness.validation import model_shape, validate_learner
 
     regs = get_registries(plugins_dirs=[Path(d) for d in getattr(args, "plugins_dir", None) or []])
     learner = regs["dictionary_learner"].get(args.learner)
     config = learner.parse_config(parse_sets(args.set), at="--set")
+    _check_trainable(args.learner, regs)
     ref = ModelRef.parse(args.model)
+    shape = model_shape(ref, regs)  # before any weights load: hook point, k <= d_sae, context length
+    _check_args(args, shape)
+    if shape is not None:
+        validate_learner(learner, config, shape, args.hook)
     loaded = regs.model_sources.get(ref.source)().load(ref.name, ref.revision, device=args.device, dtype="float32")
     source = activations_from_model(loaded, args.hook, _texts(args, ref.source), batch_size=args.batch_size,
                                     seed=args.seed, context_length=args.context_length)
@@ -99,7 +144,8 @@ def cmd_train_sae(args: argparse.Namespace) -> int:
     metadata = {"hook_name": args.hook, "hook_layer": int(layer.group(1)) if layer else None,
                 "model_name": str(ref), "context_size": args.context_length, "prepend_bos": True,
                 "dataset_path": args.text_file or ("zoo-world" if ref.source == "zoo" else None)}
-    sae, log = train_sae(learner, config, source, d_in=loaded.d_model, tokens=args.tokens, steps=args.steps,
+    d_in = shape.at(args.hook).d_in if shape is not None else None
+    sae, log = train_sae(learner, config, source, d_in=d_in or loaded.d_model, tokens=args.tokens, steps=args.steps,
                          batch_size=args.batch_size, seed=args.seed, device=str(loaded.device),
                          checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
                          progress=not args.no_progress, metadata=metadata)

@@ -53,5 +53,27 @@ class LazySAE(DictionaryLearner):
         return cls.implementation().create(d_in, config, seed=seed)
 
     @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """``k`` (latents kept per token, where the config has one) must be at most d_sae at ``shape.d_in``."""
+        from harness.sae.config import SAEConfig
+        from harness.validation import at_most_problems, dictionary_size_problems
+
+        d_in = shape.d_in
+        if not isinstance(config, SAEConfig) or d_in is None:
+            return []
+        d_sae = config.resolve_d_sae(d_in)
+        size = f"d_sae = {config.d_sae}" if config.d_sae is not None else \
+            f"expansion_factor {config.expansion_factor} x d_in {d_in}"
+        at = f" at {shape.hook}" if shape.hook else ""
+        field = "d_sae" if config.d_sae is not None else "expansion_factor"
+        return [
+            *dictionary_size_problems(field, d_sae, d_in, f"{size}{at} of {shape.name}"),
+            *at_most_problems(
+                "k", getattr(config, "k", None), d_sae, "d_sae",
+                f"lower k to at most {d_sae}, or raise d_sae / expansion_factor", f"{size}{at} of {shape.name}",
+            ),
+        ]
+
+    @classmethod
     def load(cls, directory: Path | str) -> Any:
         return cls.implementation().load(directory)

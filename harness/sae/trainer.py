@@ -82,6 +82,10 @@ class TrainingDiverged(HarnessError):
     """The training loss became NaN or infinite; the cell stops with this reason."""
 
 
+class ActivationsExhausted(HarnessError, ValueError):
+    """The activation source ended before the requested steps (too little text for the budget)."""
+
+
 def _rebatch(source: Iterable[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
     """Exact ``[batch_size, d]`` batches from chunks of any length (a short tail is dropped)."""
     pending: list[torch.Tensor] = []
@@ -110,7 +114,10 @@ class _StreamBatches:
         try:
             return next(self.it)
         except StopIteration:
-            raise ValueError(f"The activation source ran out at step {step}; give more tokens or fewer steps.") from None
+            raise ActivationsExhausted(
+                f"The activation source ran out at step {step}; give more tokens or fewer steps "
+                "(harness train-sae: a longer --text-file, or a smaller --tokens / --steps)."
+            ) from None
 
 
 def activations_from_model(

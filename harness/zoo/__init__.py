@@ -16,7 +16,15 @@ indexed by ``TASKS_DIR / "harness_tasks.json"``. See ``harness/zoo/README.md``.
 from __future__ import annotations
 
 from harness.zoo.build import build_zoo
-from harness.zoo.info import CHECKPOINTS_DIR, list_revisions, list_zoo_models, model_record, zoo_info, zoo_model_path
+from harness.zoo.info import (
+    CHECKPOINTS_DIR,
+    ZooModelNotFoundError,
+    list_revisions,
+    list_zoo_models,
+    model_record,
+    zoo_info,
+    zoo_model_path,
+)
 from harness.zoo.tasks import TASKS_DIR, load_task_docs, read_index
 from harness.zoo.world import WORLD_VERSION, Canary, Document, Fact, ProbeExample, World
 
@@ -29,6 +37,7 @@ __all__ = [
     "Fact",
     "ProbeExample",
     "World",
+    "ZooModelNotFoundError",
     "build_zoo",
     "list_revisions",
     "list_zoo_models",

@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
+
 CHECKPOINTS_DIR = Path(__file__).parent / "checkpoints"
+
+
+class ZooModelNotFoundError(HarnessError, FileNotFoundError):
+    """No built zoo model (or revision) of that name; the message lists those that exist."""
 
 
 def _root(root: str | Path | None) -> Path:
@@ -34,14 +40,19 @@ def list_revisions(name: str, root: str | Path | None = None) -> list[str]:
 def zoo_model_path(name: str, revision: str = "main", root: str | Path | None = None) -> Path:
     """Folder loadable with ``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer``.
 
-    Raises ``FileNotFoundError`` naming the models and revisions that do exist.
+    Raises :class:`ZooModelNotFoundError` (a ``FileNotFoundError``) naming the models and
+    revisions that do exist.
     """
     d = _root(root) / name
     if not d.is_dir():
-        raise FileNotFoundError(f"no zoo model {name!r} in {_root(root)}; built models: {list_zoo_models(root) or 'none'} (build with `harness zoo build`)")
+        from harness.errors import did_you_mean
+
+        built = list_zoo_models(root)
+        raise ZooModelNotFoundError(f"no zoo model {name!r} in {_root(root)}; built models: {built or 'none'}.{did_you_mean(name, built)} Fix: use one of them, e.g. zoo:{built[0] if built else 'zoo-32'} (build more with `harness zoo build`).")
     path = d / revision
     if not (path / "config.json").exists():
-        raise FileNotFoundError(f"zoo model {name!r} has no revision {revision!r}; revisions: {list_revisions(name, root)}")
+        revs = list_revisions(name, root)
+        raise ZooModelNotFoundError(f"zoo model {name!r} has no revision {revision!r}; revisions: {revs}. Fix: use one of them, e.g. zoo:{name}@{revs[0] if revs else 'main'}.")
     return path
 
 

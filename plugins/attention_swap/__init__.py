@@ -8,17 +8,19 @@ tokeniser and head count; this plugin registers the metric ``attention_swap_acc`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from harness import hookimpl
-from harness.protocols import Metric
+from harness.protocols import ReportedMetric
 from harness.results import MetricValue
 
 __all__ = ["AttentionSwap", "AttentionSwapAccuracy", "SwapLayoutError", "check_swap_compatible"]
 
 
-class AttentionSwapAccuracy(Metric):
+class AttentionSwapAccuracy(ReportedMetric):
+    """Reported from the scaling suite's lm-eval runs under the swap (:meth:`report`)."""
+
     name = "attention_swap_acc"
     description = (
         "lm-eval accuracy of a model whose attention patterns are replaced by another model's "
@@ -29,11 +31,11 @@ class AttentionSwapAccuracy(Metric):
     scope = "intervention"
     unit = "accuracy"
 
-    def compute(self, inputs: Mapping[str, Any]) -> list[MetricValue]:
-        """``eval_result`` (an EvalResult under the swap), ``tasks``, ``suffix`` of the keys."""
-        result, suffix = inputs["eval_result"], inputs.get("suffix", "")
+    def report(self, eval_result: Any, tasks: Sequence[str], *, suffix: str = "") -> list[MetricValue]:
+        """One value per task of ``eval_result`` (an EvalResult under the swap); keys ``<task><suffix>``."""
+        result = eval_result
         out = []
-        for task in inputs["tasks"]:
+        for task in tasks:
             r = result.tasks[task]
             if r.get("acc") is None:
                 raise ValueError(f'attention_swap_acc: task "{task}" reported no "acc" (it has {sorted(r.metrics)}).')

@@ -11,16 +11,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness import hookimpl
+from harness.metric_inputs import SAEInputs
 from harness.protocols import Metric
 from harness.results import MetricValue
 
 _LAZY = {"EffectiveFeatureCounter", "EffectiveFeatures", "effective_features", "entropy_of_mass", "count_through"}
 
-INPUTS_DOC = """Inputs (one of): ``result`` (an :class:`EffectiveFeatures`); ``latents`` (a tensor
-``[..., d_sae]`` or an iterable of such batches); or ``learner`` (anything with ``encode``)
-plus ``activations`` (a tensor ``[..., d_in]`` or an iterable of batches). Optional:
-``n_neurons`` (width of the measured layer; needed for psi), ``key`` (e.g. the hook point),
-``checkpoints`` (sample counts for the convergence readout)."""
+INPUTS_DOC = """Metric inputs: :class:`harness.metric_inputs.SAEInputs`; F is counted through
+``inputs.sae`` on ``inputs.activations`` (``[n, d_in]``), N = d_in, key = the hook point. A suite that
+measured F itself reports it with ``metric.report(result, key=...)``; :func:`measure` builds a result
+from one of: ``result`` (an :class:`EffectiveFeatures`); ``latents`` (a tensor ``[..., d_sae]`` or an
+iterable of such batches); or ``learner`` (anything with ``encode``) plus ``activations`` (a tensor
+``[..., d_in]`` or an iterable of batches); optional ``n_neurons`` (width of the measured layer; needed
+for psi) and ``checkpoints`` (sample counts for the convergence readout)."""
 
 
 def __getattr__(name: str) -> Any:  # lazy re-exports of the torch-backed counter
@@ -32,7 +35,7 @@ def __getattr__(name: str) -> Any:  # lazy re-exports of the torch-backed counte
 
 
 def measure(inputs: Mapping[str, Any]) -> Any:
-    """An :class:`EffectiveFeatures` from metric inputs (see ``INPUTS_DOC``)."""
+    """An :class:`EffectiveFeatures` from a mapping (see ``INPUTS_DOC``)."""
     from .counter import EffectiveFeatureCounter, EffectiveFeatures, count_through
 
     if isinstance(inputs.get("result"), EffectiveFeatures):
@@ -52,6 +55,11 @@ def measure(inputs: Mapping[str, Any]) -> Any:
     raise KeyError(f"effective features need one of: result, latents, or learner + activations. {INPUTS_DOC}")
 
 
+def _measure_sae(inputs: SAEInputs) -> Any:
+    x = inputs.activations
+    return measure({"learner": inputs.sae, "activations": x, "n_neurons": int(x.shape[-1])})
+
+
 class EffectiveFeaturesMetric(Metric):
     name = "effective_features"
     description = (
@@ -64,9 +72,12 @@ class EffectiveFeaturesMetric(Metric):
     scope = "sae"
     unit = "features"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        r = measure(inputs)
-        return self.value(r.F, key=inputs.get("key"), n=r.n_samples)
+    def compute(self, inputs: SAEInputs) -> MetricValue:
+        return self.report(_measure_sae(inputs), key=inputs.hook_point)
+
+    def report(self, result: Any, *, key: str | None = None) -> MetricValue:
+        """The value of an :class:`EffectiveFeatures` the suite measured."""
+        return self.value(result.F, key=key, n=result.n_samples)
 
 
 class SuperpositionPsi(Metric):
@@ -77,11 +88,14 @@ class SuperpositionPsi(Metric):
     scope = "sae"
     unit = "features / neuron"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        r = measure(inputs)
-        if not r.n_neurons:
+    def compute(self, inputs: SAEInputs) -> MetricValue:
+        return self.report(_measure_sae(inputs), key=inputs.hook_point)
+
+    def report(self, result: Any, *, key: str | None = None) -> MetricValue:
+        """The value of an :class:`EffectiveFeatures` the suite measured (it must know its ``n_neurons``)."""
+        if not result.n_neurons:
             raise KeyError("superposition_psi needs n_neurons (the width of the measured layer).")
-        return self.value(r.psi, key=inputs.get("key"), n=r.n_samples)
+        return self.value(result.psi, key=key, n=result.n_samples)
 
 
 @hookimpl

@@ -1,12 +1,13 @@
 """Hallucination detectors (metric plugins) and the suite "hallucination_detection".
 
-Detector protocol (third-party detectors join by declaring the same): a Metric with
-``scope = "generations"`` and class attribute ``detector = True`` whose ``compute(inputs)`` maps ONE
-question's K sampled answers to a float score oriented "higher = more likely a hallucination".
-Inputs: ``embeddings`` (array ``[K, d]``: middle-layer hidden states of each answer), ``token_logprobs``
-(K lists of the answer tokens' log-probs), ``texts`` (K answer strings); a detector reads what it needs.
+Detector protocol (third-party detectors join by declaring the same): a computed Metric with
+``scope = "generations"``, class attribute ``detector = True`` and a method ``score_answers(answers)``
+mapping ONE question's K sampled answers (:class:`harness.metric_inputs.SampledAnswers`: ``texts``,
+``embeddings`` ``[K, d]`` middle-layer hidden states, ``token_logprobs``) to a float oriented "higher =
+more likely a hallucination"; its ``compute(GenerationsInputs)`` is the mean score over the questions.
 The suite finds detectors by name in the metrics registry (``detectors`` config; default = every
-registered metric with ``detector = True``).
+registered metric with ``detector = True``), scores every question with each, and computes
+``hallucination_rate`` and ``hallucination_auroc`` from :class:`~harness.metric_inputs.GenerationsInputs`.
 
 Names: the ``hd_`` prefix keeps them apart from the older ``hallucination`` plugin's metrics.
 The maths is in :mod:`.scores` (numpy), the sampler in :mod:`.sampling` (torch), imported lazily.
@@ -14,27 +15,33 @@ The maths is in :mod:`.scores` (numpy), the sampler in :mod:`.sampling` (torch),
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
-from harness.protocols import Metric, Suite
+from harness.metric_inputs import GenerationsInputs, SampledAnswers
+from harness.protocols import Metric, ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
+from harness.stats import auroc, auroc_stderr, binomial_stderr
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.context import CellContext
 
 
-def _need(inputs: Mapping[str, Any], key: str, metric: str) -> Any:
-    if key not in inputs:
-        raise KeyError(f"detector {metric!r} needs input {key!r} (one question's K samples); got {sorted(inputs)}.")
-    return inputs[key]
+def _questions(inputs: GenerationsInputs, metric: str) -> Sequence[SampledAnswers]:
+    if not inputs.samples:
+        raise ValueError(f"detector {metric!r} needs GenerationsInputs.samples (K sampled answers per question); got none.")
+    return inputs.samples
 
 
 class _Detector(Metric):
     scope = "generations"
     detector: ClassVar[bool] = True
     higher_is_better = True  # the raw score; detectors are ranked by hallucination_auroc
+    #: Field of :class:`SampledAnswers` the score reads.
     needs: ClassVar[str] = "embeddings"
     #: Function of :mod:`.scores` computing the score; the detector's config fields are its keyword arguments.
     score_fn: ClassVar[str]
@@ -44,9 +51,14 @@ class _Detector(Metric):
 
         return float(getattr(scores, self.score_fn)(x, **self.config.model_dump()))
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        x = _need(inputs, self.needs, self.name)
-        return self.value(self.score(x), key=inputs.get("key"), n=len(x))
+    def score_answers(self, answers: SampledAnswers) -> float:
+        """The score of ONE question's K sampled answers."""
+        return self.score(getattr(answers, self.needs))
+
+    def compute(self, inputs: GenerationsInputs) -> MetricValue:
+        qs = _questions(inputs, self.name)
+        vals = [self.score_answers(q) for q in qs]
+        return self.value(sum(vals) / len(vals), key=inputs.key, n=len(vals))
 
 
 class EigenScore(_Detector):
@@ -110,22 +122,22 @@ class HallucinationAUROC(Metric):
     unit = "AUROC"
     chance = 0.5
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        from .scores import auroc, bootstrap_stderr
+    def compute(self, inputs: GenerationsInputs) -> list[MetricValue]:
+        """One value per detector in ``inputs.scores`` (bootstrap stderr, 200 resamples, seed 0)."""
+        if not inputs.scores:
+            raise ValueError("hallucination_auroc needs GenerationsInputs.scores (detector name -> score per question).")
+        y = inputs.labels
+        return [self.value(auroc(s, y), key=name, stderr=auroc_stderr(s, y), n=len(s)) for name, s in inputs.scores.items()]
 
-        s, y = inputs["scores"], inputs["labels"]
-        return self.value(auroc(s, y), key=inputs.get("key"), stderr=bootstrap_stderr(s, y), n=len(s))
 
+class DetectorMs(ReportedMetric):
+    """Reported: the suite times each detector (``value(1000 * seconds / n, key=detector, n=n)``)."""
 
-class DetectorMs(Metric):
     name = "hallucination_detector_ms"
     description = "Detector compute time per question (K samples), milliseconds (key = detector)."
     higher_is_better = False
     scope = "generations"
     unit = "ms"
-
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        return self.value(1000.0 * inputs["seconds"] / inputs["n"], key=inputs.get("key"), n=inputs["n"])
 
 
 class HallucinationRate(Metric):
@@ -135,11 +147,24 @@ class HallucinationRate(Metric):
     scope = "generations"
     unit = "fraction"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        y = [float(v) for v in inputs["labels"]]
+    def compute(self, inputs: GenerationsInputs) -> MetricValue:
+        y = [float(v) for v in inputs.labels]
         n = len(y)
+        if n == 0:
+            raise ValueError("hallucination_rate needs at least one question (GenerationsInputs.labels is empty).")
         p = sum(y) / n
-        return self.value(p, key=inputs.get("key"), stderr=(p * (1 - p) / n) ** 0.5, n=n)
+        return self.value(p, key=inputs.key, stderr=binomial_stderr(p, n), n=n)
+
+
+def generations_inputs(qs: Sequence[Any], *, seed: int, device: str, key: str | None = None,
+                       scores: dict[str, list[float]] | None = None) -> GenerationsInputs:
+    """:class:`GenerationsInputs` of sampled questions (:class:`.sampling.QuestionSamples`)."""
+    return GenerationsInputs(
+        prompts=[q.prompt for q in qs], answers=[q.greedy for q in qs], truths=[q.truth for q in qs],
+        labels=[int(q.hallucinated) for q in qs],
+        samples=[SampledAnswers(texts=q.texts, embeddings=q.embeddings, token_logprobs=q.token_logprobs) for q in qs],
+        scores=scores or {}, key=key, seed=seed, device=device,
+    )  # fmt: skip
 
 
 PRESETS: dict[str, dict[str, int]] = {
@@ -174,7 +199,8 @@ class HallucinationDetectionSuite(Suite):
             None, description="Detector metric names; None = every registered metric with detector = True."
         )
 
-    def run(self, cell: Any) -> SuiteOutput:
+    def run(self, cell: CellContext) -> SuiteOutput:
+        import dataclasses
         import random
         import time
 
@@ -199,24 +225,27 @@ class HallucinationDetectionSuite(Suite):
         names = cfg.detectors or own + sorted(
             n for n in reg.names() if n not in own and getattr(reg.get(n), "detector", False)
         )
-        out = [cell.metric("hallucination_rate").compute({"labels": labels})]
-        auroc_m, ms_m = cell.metric("hallucination_auroc"), cell.metric("hallucination_detector_ms")
-        for name in names:
+        inputs = generations_inputs(qs, seed=cell.seed, device=cell.device)
+        scores: dict[str, list[float]] = {}
+        ms: list[MetricValue] = []
+        ms_m = cell.metric("hallucination_detector_ms")
+        for name in dict.fromkeys(names):  # each detector once (its AUROC is keyed by name)
             det = cell.metric(name)
+            if not callable(getattr(det, "score_answers", None)):
+                raise TypeError(f'detector "{name}" has no score_answers(answers) method (the detector protocol: '
+                                "one question's SampledAnswers -> float).")
             t0 = time.perf_counter()
-            s = [_as_float(det.compute({"embeddings": q.embeddings, "token_logprobs": q.token_logprobs,
-                                        "texts": q.texts})) for q in qs]
+            scores[name] = [float(det.score_answers(a)) for a in inputs.samples]
             dt = time.perf_counter() - t0
-            out.append(auroc_m.compute({"scores": s, "labels": labels, "key": name}))
-            out.append(ms_m.compute({"seconds": dt, "n": len(qs), "key": name}))
+            ms.append(ms_m.value(1000.0 * dt / len(qs), key=name, n=len(qs)))
+        inputs = dataclasses.replace(inputs, scores=scores)
+        (rate,) = cell.compute_metrics(inputs, ["hallucination_rate"])
+        aurocs = cell.compute_metrics(inputs, ["hallucination_auroc"])
+        out = [rate, *(v for pair in zip(aurocs, ms) for v in pair)]
         details = {"questions": len(qs), "k": k, "hallucinated": sum(labels),
                    "examples": [{"prompt": q.prompt, "truth": q.truth, "greedy": q.greedy, "samples": q.texts}
                                 for q in qs[:: max(1, len(qs) // 6)]]}
         return SuiteOutput(metrics=out, details=details)
-
-
-def _as_float(v: Any) -> float:
-    return float(v.value if isinstance(v, MetricValue) else v)
 
 
 @hookimpl

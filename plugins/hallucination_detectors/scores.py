@@ -1,6 +1,7 @@
 """Detector maths (numpy; pure functions, imported lazily by the plugin module).
 
-Every score is oriented "higher = more likely a hallucination".
+Every score is oriented "higher = more likely a hallucination". AUROC and its bootstrap stderr live in
+:mod:`harness.stats`.
 """
 
 from __future__ import annotations
@@ -122,26 +123,3 @@ def lexical_similarity(texts: Sequence[str]) -> float:
     if not pairs:
         raise ValueError("lexical_similarity needs at least 2 sampled texts.")
     return -float(np.mean([rouge_l(toks[i], toks[j]) for i, j in pairs]))
-
-
-def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
-    """AUROC of ``scores`` for predicting ``labels`` (1 = hallucination), ties counted 1/2."""
-    s, y = np.asarray(scores, float), np.asarray(labels, int)
-    pos, neg = s[y == 1], s[y == 0]
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    gt = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(gt / (len(pos) * len(neg)))
-
-
-def bootstrap_stderr(scores: Sequence[float], labels: Sequence[int], n_boot: int = 200, seed: int = 0) -> float:
-    """Bootstrap standard error of :func:`auroc` (resamples lacking a class are skipped)."""
-    rng = np.random.default_rng(seed)
-    s, y = np.asarray(scores, float), np.asarray(labels, int)
-    vals = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(s), len(s))
-        v = auroc(s[i], y[i])
-        if not math.isnan(v):
-            vals.append(v)
-    return float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")

@@ -21,6 +21,13 @@ class HFModels(ModelSource):
         r = resolve_model(name, revision=revision)
         return {"name": r.name, "revision": r.revision, "commit": r.commit, "fingerprint": r.fingerprint}
 
+    def shape(self, name: str, revision: str | None) -> Any:
+        from harness.models.loading import resolve_model
+        from harness.validation import ModelShape
+
+        r = resolve_model(name, revision=revision)
+        return ModelShape.from_folder(r.path, f"hf:{name}" + (f"@{revision}" if revision else ""))
+
     def load(self, name: str, revision: str | None, *, device: str, dtype: str) -> Any:
         from harness.models.loading import load_model
 

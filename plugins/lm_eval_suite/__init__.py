@@ -6,30 +6,37 @@ task name (piqa, arc_easy, ...) works where its data set can be fetched.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
-from harness.protocols import Metric, Suite
+from harness.protocols import ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
+from harness.stats import combined_stderr
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.context import CellContext
 
 
-class LmEvalAccuracy(Metric):
+class LmEvalAccuracy(ReportedMetric):
+    """Reported from the suite's lm-eval run (:meth:`report`)."""
+
     name = "lm_eval_acc"
     description = "lm-eval accuracy of one task (key = task), with lm-eval's standard error."
     higher_is_better = True
     scope = "model"
     unit = "accuracy"
 
-    def compute(self, inputs: Mapping[str, Any]) -> list[MetricValue]:
-        result, field = inputs["eval_result"], inputs.get("field", "acc")
-        chances: Mapping[str, float | None] = inputs.get("chance", {})
+    def report(self, eval_result: Any, tasks: Sequence[str], *, field: str = "acc",
+               chance: Mapping[str, float | None] | None = None) -> list[MetricValue]:
+        """One value per task: lm-eval's ``field`` (acc / acc_norm) with its ``<field>_stderr``."""
+        chances = chance or {}
         out = []
-        for task in inputs["tasks"]:
-            r = result.tasks[task]
+        for task in tasks:
+            r = eval_result.tasks[task]
             value = r.get(field)
             if value is None:
                 raise ValueError(f'lm-eval task "{task}" reported no "{field}" (it has: {sorted(r.metrics)}).')
@@ -38,19 +45,20 @@ class LmEvalAccuracy(Metric):
         return out
 
 
-class LmEvalAccuracyMean(Metric):
+class LmEvalAccuracyMean(ReportedMetric):
+    """Reported: the mean of the suite's lm_eval_acc values (:meth:`report`)."""
+
     name = "lm_eval_acc_mean"
     description = "Unweighted mean of lm_eval_acc over the suite's tasks (the Open LLM Leaderboard average)."
     higher_is_better = True
     scope = "model"
     unit = "accuracy"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        per_task: list[MetricValue] = inputs["per_task"]
+    def report(self, per_task: Sequence[MetricValue]) -> MetricValue:
+        """Mean of the per-task values; stderr sqrt(sum se^2) / k when every task has one."""
         k = len(per_task)
         mean = sum(v.value for v in per_task) / k
-        errs = [v.stderr for v in per_task]
-        stderr = (sum(e * e for e in errs) ** 0.5) / k if all(e is not None for e in errs) else None
+        stderr = combined_stderr([v.stderr for v in per_task])
         return self.value(mean, stderr=stderr, n=sum(v.n or 0 for v in per_task))
 
 
@@ -73,7 +81,14 @@ class LmEvalSuite(Suite):
         num_fewshot: int = Field(0, ge=0, description="Few-shot examples (0 = zero-shot).")
         batch_size: int = Field(32, ge=1, description="lm-eval batch size.")
 
-    def run(self, cell) -> SuiteOutput:
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """Task names of the embedded world must exist."""
+        from harness.validation import task_problems
+
+        return task_problems("tasks", config.tasks)
+
+    def run(self, cell: CellContext) -> SuiteOutput:
         from harness.evaluation import evaluate_tasks, list_local_tasks
 
         cfg = self.config
@@ -93,10 +108,8 @@ class LmEvalSuite(Suite):
             model_id=loaded.fingerprint,
         )
         chance = {n: local[n].chance for n in tasks if n in local}
-        per_task = cell.metric("lm_eval_acc").compute(
-            {"eval_result": result, "tasks": tasks, "field": cfg.metric, "chance": chance}
-        )
-        mean = cell.metric("lm_eval_acc_mean").compute({"per_task": per_task})
+        per_task = cell.metric("lm_eval_acc").report(result, tasks, field=cfg.metric, chance=chance)
+        mean = cell.metric("lm_eval_acc_mean").report(per_task)
         return SuiteOutput(
             metrics=[mean, *per_task],
             versions={t: str(v) for t, v in result.versions.items()} | {"lm_eval": result.lm_eval_version},

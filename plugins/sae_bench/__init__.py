@@ -12,16 +12,19 @@ sets. Formulas, sources and our choices: README.md. Heavy code lives in the subm
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
-from harness.protocols import Metric, Suite
-from harness.results import MetricValue
+from harness.metric_inputs import SAEInputs
+from harness.protocols import Metric, ReportedMetric, Suite
+from harness.results import MetricValue, SuiteOutput
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.context import CellContext
 
 SAEBENCH = "arXiv:2503.09532"
 
@@ -36,14 +39,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-class _Scalar(Metric):
-    """A metric whose value the suite has already computed with :mod:`.core` (inputs: value, n)."""
+class _Scalar(ReportedMetric):
+    """Reported: the suite computes the value with :mod:`.core` in its shared evaluation pass
+    (``value(v, n=..., stderr=...)``)."""
 
     scope = "sae"
     paper = SAEBENCH
-
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        return self.value(float(inputs["value"]), key=inputs.get("key"), n=inputs.get("n"), stderr=inputs.get("stderr"))
 
 
 class L0(_Scalar):
@@ -89,7 +90,9 @@ class L2Ratio(_Scalar):
     higher_is_better = True
 
 
-class CELossRecovered(Metric):
+class CELossRecovered(ReportedMetric):
+    """Reported from the suite's spliced forward passes (:meth:`report`)."""
+
     name = "sae_ce_loss_recovered"
     description = (
         "(CE_zero_ablation - CE_sae) / (CE_zero_ablation - CE_clean): next-token loss recovered when the "
@@ -99,14 +102,17 @@ class CELossRecovered(Metric):
     higher_is_better = True
     scope = "sae"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+    def report(self, clean: float, with_sae: float, ablated: float, *, n: int | None = None,
+               stderr: float | None = None) -> MetricValue:
+        """From the mean CE of the clean, SAE-spliced and zero-ablated forward passes."""
         from .core import recovered_score
 
-        v = recovered_score(float(inputs["clean"]), float(inputs["with_sae"]), float(inputs["ablated"]))
-        return self.value(v, key=inputs.get("key"), n=inputs.get("n"), stderr=inputs.get("stderr"))
+        return self.value(recovered_score(float(clean), float(with_sae), float(ablated)), n=n, stderr=stderr)
 
 
-class KLScore(Metric):
+class KLScore(ReportedMetric):
+    """Reported from the suite's spliced forward passes (:meth:`report`)."""
+
     name = "sae_kl_score"
     description = (
         "(KL_zero_ablation - KL_sae) / KL_zero_ablation, with KL(clean next-token distribution || edited) "
@@ -116,11 +122,11 @@ class KLScore(Metric):
     higher_is_better = True
     scope = "sae"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+    def report(self, with_sae: float, ablated: float, *, n: int | None = None, stderr: float | None = None) -> MetricValue:
+        """From the mean KL(clean || edited) of the SAE-spliced and zero-ablated forward passes."""
         from .core import recovered_score
 
-        v = recovered_score(0.0, float(inputs["with_sae"]), float(inputs["ablated"]))
-        return self.value(v, key=inputs.get("key"), n=inputs.get("n"), stderr=inputs.get("stderr"))
+        return self.value(recovered_score(0.0, float(with_sae), float(ablated)), n=n, stderr=stderr)
 
 
 class AliveFraction(Metric):
@@ -130,10 +136,10 @@ class AliveFraction(Metric):
     higher_is_better = True
     scope = "sae"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        from .core import alive_fraction
+    def compute(self, inputs: SAEInputs) -> MetricValue:
+        from .core import alive_fraction, latent_density
 
-        d = inputs["density"]
+        d = latent_density(inputs.sae, inputs.activations)
         return self.value(alive_fraction(d), n=int(d.numel()))
 
 
@@ -147,14 +153,21 @@ class DenseFraction(Metric):
     higher_is_better = False
     scope = "sae"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        from .core import dense_fraction
+    class Config(PluginConfig):
+        thresholds: list[float] = Field(
+            [0.01, 0.1], min_length=1, description="Shares of the held-out tokens a dense latent fires on (one key each)."
+        )
 
-        d, t = inputs["density"], float(inputs["threshold"])
-        return self.value(dense_fraction(d, t), key=inputs.get("key") or f">{t * 100:g}%", n=int(d.numel()))
+    def compute(self, inputs: SAEInputs) -> list[MetricValue]:
+        from .core import dense_fraction, latent_density
+
+        d = latent_density(inputs.sae, inputs.activations)
+        return [self.value(dense_fraction(d, t), key=f">{t * 100:g}%", n=int(d.numel())) for t in self.config.thresholds]
 
 
-class SparseProbing(Metric):
+class SparseProbing(ReportedMetric):
+    """Reported from the suite's probes (:meth:`report`)."""
+
     name = "sae_sparse_probing"
     description = (
         "Held-out accuracy of logistic-regression probes on the top-k latents (by mean difference, keys "
@@ -166,9 +179,9 @@ class SparseProbing(Metric):
     scope = "sae"
     chance = 0.5
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        s = inputs["score"]
-        return self.value(s.accuracy, key=inputs.get("key"), stderr=s.stderr, n=s.n_test, chance=0.5)
+    def report(self, score: Any, *, key: str) -> MetricValue:
+        """From a :class:`.probing.ProbeScore` (accuracy, stderr over tasks, test examples)."""
+        return self.value(score.accuracy, key=key, stderr=score.stderr, n=score.n_test, chance=0.5)
 
 
 class SCR(_Scalar):
@@ -191,16 +204,17 @@ class TPP(_Scalar):
     higher_is_better = True
 
 
-class _Absorption(Metric):
-    """A mean over letters from :class:`.absorption.AbsorptionResult` (inputs: result); stderr over letters."""
+class _Absorption(ReportedMetric):
+    """Reported: a mean over letters from the suite's :class:`.absorption.AbsorptionResult` (:meth:`report`);
+    stderr over letters."""
 
     scope = "sae"
     paper = SAEBENCH
     attr: ClassVar[str]
     sd_attr: ClassVar[str]
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        r = inputs["result"]
+    def report(self, result: Any) -> MetricValue:
+        r = result
         n = int(r.n_letters)
         se = float(getattr(r, self.sd_attr)) / math.sqrt(n) if n > 1 else 0.0
         return self.value(float(getattr(r, self.attr)), stderr=se, n=n)
@@ -346,10 +360,24 @@ class SAEBenchSuite(Suite):
             value = getattr(self, key)
             return PRESETS[self.preset][key] if value is None else value
 
-    def run(self, cell):
+    def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell
 
         return run_cell(self, cell)
+
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """The hook point must exist (and not be an attention pattern); contexts fit the model."""
+        from harness.validation import at_most_problems, hook_point_problems
+
+        problems = hook_point_problems("hook_point", config.hook_point, shape)
+        if not problems and shape.width(config.hook_point) is None:
+            problems.append(f"hook_point: {config.hook_point!r} is an attention pattern, not activations a "
+                            "dictionary can read. Fix: use a resid/attn_out/mlp_out/mlp_post hook point.")
+        return problems + at_most_problems(
+            "context_length", config.context_length, shape.max_positions, f"the max positions of {shape.name}",
+            f"use context_length <= {shape.max_positions}",
+        )
 
     @classmethod
     def summarize(cls, records: list[Any], out_dir: Path) -> str | None:

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from harness.stats import bootstrap_weights
+
 
 def _f64(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(torch.float64)
@@ -74,6 +76,21 @@ def recovered_score(clean: float, with_sae: float, ablated: float) -> float:
 def feature_density(f: torch.Tensor) -> torch.Tensor:
     """Fraction of tokens on which each latent is non-zero, [d_sae] (float64)."""
     return (f != 0).double().mean(0)
+
+
+@torch.no_grad()
+def latent_density(sae: Any, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """:func:`feature_density` of ``sae.encode`` over activations ``x`` [n, d_in], encoded ``chunk`` rows at a
+    time on the SAE's device (float64 [d_sae] on the CPU)."""
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"latent density needs activations [n >= 1, d_in]; got shape {tuple(x.shape)}.")
+    device = next(sae.parameters()).device
+    fire: torch.Tensor | None = None
+    for part in x.split(chunk):
+        f = sae.encode(part.to(device).float())
+        c = (f != 0).sum(0).double().cpu()
+        fire = c if fire is None else fire + c
+    return fire / x.shape[0]  # type: ignore[operator]
 
 
 def alive_fraction(density: torch.Tensor) -> float:
@@ -142,7 +159,8 @@ class ReconstructionAccumulator:
         point = metrics_from_sums(total)
         keys = ("l0", "mse", "explained_variance", "explained_variance_saebench", "cossim", "l2_ratio")
         return {k: float(point[k][0]) for k in keys} | {
-            "n_tokens": self.n, "density": self.fire / self.n, "per_context": per_context
+            "n_tokens": self.n, "density": self.fire / self.n, "per_context": per_context,
+            "activations": torch.cat(self._x).float(),
         }
 
 
@@ -170,14 +188,13 @@ def bootstrap_stderr(per_context: dict[str, torch.Tensor], n_boot: int = 200, se
     """Standard error of every core metric by resampling contexts with replacement (``n_boot`` draws).
 
     Tokens of one context are correlated, so contexts (not tokens) are the sampling unit. The
-    weights of a draw are the multiplicities of the drawn contexts; every metric is a ratio of
-    weighted sums (:func:`metrics_from_sums`), so one matrix product per statistic does all draws.
+    weights of a draw are the multiplicities of the drawn contexts (:func:`harness.stats.bootstrap_weights`);
+    every metric is a ratio of weighted sums (:func:`metrics_from_sums`), so one matrix product per
+    statistic does all draws (the SAE-specific part: which sums, and the ratios read off them).
     """
     c = next(iter(per_context.values())).shape[0]
     if c < 2:
         return {}
-    g = torch.Generator().manual_seed(seed)
-    draws = torch.randint(c, (n_boot, c), generator=g)
-    w = torch.zeros(n_boot, c, dtype=torch.float64).scatter_add_(1, draws, torch.ones(n_boot, c, dtype=torch.float64))
+    w = bootstrap_weights(c, n_boot, seed)
     sums = {k: w @ v.double() for k, v in per_context.items()}
     return {k: float(v.std(unbiased=True)) for k, v in metrics_from_sums(sums).items()}

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.stats import mean_stderr
+
 
 @dataclass
 class ProbeScore:
@@ -70,7 +72,7 @@ def probe(
         accs.append(_fit_score(x_train[tr][:, cols], ytr, x_test[te][:, cols], yte, seed))
         n_test += len(te)
     a = np.asarray(accs)
-    se = float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else 0.0
+    se = mean_stderr(a) or 0.0
     return ProbeScore(float(a.mean()), se, len(a), n_test)
 
 

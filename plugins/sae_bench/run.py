@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.metric_inputs import SAEInputs
 from harness.results import MetricValue, SuiteOutput
 
 from .core import bootstrap_stderr, recovered_score
@@ -84,10 +85,26 @@ def train(spec_cls: Any, config: Any, acts: torch.Tensor, cfg: Any, seed: int, d
     return sae, log
 
 
-def evaluate(loaded: Any, sae: Any, cfg: Any) -> tuple[dict[str, Any], Any]:
+def held_out_batches(loaded: Any, cfg: Any) -> list[Any]:
+    """The held-out token batches every evaluation of a cell reads (the same for every SAE)."""
+    return list(eval_batches(loaded, cfg.eval_start_doc, cfg.budget("eval_tokens"), cfg.context_length, cfg.model_batch_size))
+
+
+def evaluate(loaded: Any, sae: Any, cfg: Any, batches: list[Any] | None = None) -> tuple[dict[str, Any], Any]:
     bos = loaded.require_tokenizer().bos_token_id
-    batches = eval_batches(loaded, cfg.eval_start_doc, cfg.budget("eval_tokens"), cfg.context_length, cfg.model_batch_size)
+    batches = held_out_batches(loaded, cfg) if batches is None else batches
     return evaluate_sae(loaded, sae, cfg.hook_point, batches, bos_token_id=bos)
+
+
+def sae_inputs(cell: Any, loaded: Any, sae: Any, cfg: Any, recon: dict[str, Any], batches: list[Any]) -> SAEInputs:
+    """What an sae-scope metric receives in this suite: the trained learner, the held-out activations
+    the reconstruction metrics used (``recon["activations"]``), the model, hook point and batches."""
+    return SAEInputs(sae=sae, activations=recon["activations"], model=loaded, hook_point=cfg.hook_point,
+                     token_batches=tuple(batches), seed=int(cell.seed), device=str(cell.device))
+
+
+#: Metrics of the suite computed from :class:`SAEInputs` through ``cell.compute_metrics`` (the rest it reports).
+COMPUTED = ("sae_alive_fraction", "sae_dense_fraction")
 
 
 def sweep(spec: Any, acts: torch.Tensor, loaded: Any, cfg: Any, seed: int, device: str) -> dict[str, Any]:
@@ -137,7 +154,8 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     timings["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    recon, splice = evaluate(loaded, sae, cfg)
+    batches = held_out_batches(loaded, cfg)
+    recon, splice = evaluate(loaded, sae, cfg, batches)
     timings["evaluate"] = time.perf_counter() - t0
     n = recon["n_tokens"]
     density = recon["density"]
@@ -148,22 +166,15 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         ("sae_explained_variance_saebench", "explained_variance_saebench"), ("sae_cossim", "cossim"),
         ("sae_l2_ratio", "l2_ratio"),
     ):  # fmt: skip
-        metrics.append(cell.metric(name).compute({"value": recon[key], "n": n, "stderr": se.get(key)}))
-    metrics.append(
-        cell.metric("sae_ce_loss_recovered").compute({
-            "clean": splice.ce_clean, "with_sae": splice.ce_sae, "ablated": splice.ce_zero, "n": splice.n_predictions,
-            "stderr": se.get("ce_loss_recovered"),
-        })  # fmt: skip
-    )
-    metrics.append(
-        cell.metric("sae_kl_score").compute(
-            {"with_sae": splice.kl_sae, "ablated": splice.kl_zero, "n": splice.n_predictions, "stderr": se.get("kl_score")}
-        )
-    )
-    metrics.append(cell.metric("sae_alive_fraction").compute({"density": density}))
-    dense = cell.metric("sae_dense_fraction")
-    for thr in (0.01, 0.1):
-        metrics.append(dense.compute({"density": density, "threshold": thr}))
+        metrics.append(cell.metric(name).value(recon[key], n=n, stderr=se.get(key)))
+    metrics.append(cell.metric("sae_ce_loss_recovered").report(
+        splice.ce_clean, splice.ce_sae, splice.ce_zero, n=splice.n_predictions, stderr=se.get("ce_loss_recovered")
+    ))  # fmt: skip
+    metrics.append(cell.metric("sae_kl_score").report(
+        splice.kl_sae, splice.kl_zero, n=splice.n_predictions, stderr=se.get("kl_score")
+    ))  # fmt: skip
+    metrics += cell.compute_metrics(sae_inputs(cell, loaded, sae, cfg, recon, batches), COMPUTED)
+    del batches
     path, rel = cell.artifact_ref("feature_density.png")
     density_histogram(path, density, spec.name)
     artifacts["feature_density"] = rel
@@ -193,7 +204,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
             scores = {f"k{k}": probe(f_tr, y_tr, f_te, y_te, k=k, seed=seed) for k in cfg.probe_k}
             scores["residual"] = probe(r_tr, y_tr, r_te, y_te, k=None, seed=seed)
             for name, s in scores.items():
-                metrics.append(sp.compute({"score": s, "key": f"{kind}/{name}"}))
+                metrics.append(sp.report(s, key=f"{kind}/{name}"))
             probing[kind] = {name: round(s.accuracy, 4) for name, s in scores.items()}
         timings["probing"] = time.perf_counter() - t0
 
@@ -208,7 +219,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
             max_k=cfg.absorption_max_k, f1_jump_threshold=cfg.absorption_f1_jump_threshold,
         )  # fmt: skip
         for name in ("sae_absorption_fraction", "sae_absorption_full_rate", "sae_split_features"):
-            metrics.append(cell.metric(name).compute({"result": ar}))
+            metrics.append(cell.metric(name).report(ar))
         absorption = ar.details()
         timings["absorption"] = time.perf_counter() - t0
 
@@ -226,7 +237,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         ):  # fmt: skip
             m = cell.metric(name)
             for k, v in vals.items():
-                metrics.append(m.compute({"value": v, "stderr": errs[k], "n": n_used, "key": f"top{k}"}))
+                metrics.append(m.value(v, stderr=errs[k], n=n_used, key=f"top{k}"))
         scr_tpp = r.details
         timings["scr_tpp"] = time.perf_counter() - t0
 

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.stats import mean_stderr
+
 #: A pair is left out of SCR when its oracle beats the biased probe by less than this
 #: (the normalised score would divide by ~0). Ours; SAEBench has no guard.
 MIN_GAP = 0.05
@@ -125,7 +127,7 @@ def top_n(e: np.ndarray, n: int) -> np.ndarray:
 
 def _stats(values: list[float]) -> tuple[float, float]:
     a = np.asarray(values, dtype=np.float64)
-    return float(a.mean()), (float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else 0.0)
+    return float(a.mean()), mean_stderr(a) or 0.0
 
 
 # --------------------------------------------------------------------------- SCR

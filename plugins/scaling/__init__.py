@@ -11,18 +11,22 @@ the plots (accuracy / loss vs parameters, accuracy across checkpoints).
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
 from harness import hookimpl
 from harness.config import PluginConfig
-from harness.protocols import Metric, Suite
+from harness.metric_inputs import ModelInputs
+from harness.protocols import Metric, ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
+from harness.stats import binomial_stderr, combined_stderr, mean_stderr
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.context import CellContext
 
 PAPER = "arXiv:2510.21866"
 #: Budgets of the presets; a field left at None takes its value from the chosen preset.
@@ -32,11 +36,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _binomial_se(p: float, n: int) -> float | None:
-    return math.sqrt(p * (1 - p) / n) if n > 1 else None
+class ScalingAccuracy(ReportedMetric):
+    """Reported from the suite's lm-eval run (:meth:`report`)."""
 
-
-class ScalingAccuracy(Metric):
     name = "scaling_acc"
     description = "Log-likelihood multiple-choice accuracy of one task (key = task; real lm-eval `acc`)."
     paper = PAPER
@@ -44,12 +46,13 @@ class ScalingAccuracy(Metric):
     scope = "model"
     unit = "accuracy"
 
-    def compute(self, inputs: Mapping[str, Any]) -> list[MetricValue]:
-        """``eval_result``, ``tasks``, ``chance`` ({task: chance level})."""
-        result, chances = inputs["eval_result"], inputs.get("chance", {})
+    def report(self, eval_result: Any, tasks: Sequence[str], chance: Mapping[str, float | None] | None = None
+               ) -> list[MetricValue]:
+        """One value per task of an lm-eval result, with its ``acc_stderr`` and chance level."""
+        chances = chance or {}
         out = []
-        for task in inputs["tasks"]:
-            r = result.tasks[task]
+        for task in tasks:
+            r = eval_result.tasks[task]
             if r.get("acc") is None:
                 raise ValueError(f'scaling_acc: task "{task}" reported no "acc" (it has {sorted(r.metrics)}).')
             out.append(self.value(r.get("acc"), key=task, stderr=r.get("acc_stderr"), n=r.n_samples,
@@ -57,7 +60,17 @@ class ScalingAccuracy(Metric):
         return out
 
 
-class ScalingAccuracyMean(Metric):
+def _mean_of(metric: ReportedMetric, vals: Sequence[MetricValue], key: str | None = None) -> MetricValue:
+    k = len(vals)
+    chances = [v.chance for v in vals]
+    chance = sum(chances) / k if all(c is not None for c in chances) else None  # type: ignore[arg-type]
+    return metric.value(sum(v.value for v in vals) / k, key=key, stderr=combined_stderr([v.stderr for v in vals]),
+                        n=sum(v.n or 0 for v in vals), chance=chance)
+
+
+class ScalingAccuracyMean(ReportedMetric):
+    """Reported: the mean of the suite's scaling_acc values (:meth:`report`)."""
+
     name = "scaling_acc_mean"
     description = "Unweighted mean of scaling_acc over the suite's tasks."
     paper = PAPER
@@ -65,19 +78,14 @@ class ScalingAccuracyMean(Metric):
     scope = "model"
     unit = "accuracy"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        """``per_task``: the scaling_acc values."""
-        vals: list[MetricValue] = inputs["per_task"]
-        k = len(vals)
-        errs = [v.stderr for v in vals]
-        known = [e for e in errs if e is not None]
-        se = math.sqrt(sum(e * e for e in known)) / k if len(known) == k else None
-        chances = [v.chance for v in vals]
-        chance = sum(chances) / k if all(c is not None for c in chances) else None  # type: ignore[arg-type]
-        return self.value(sum(v.value for v in vals) / k, stderr=se, n=sum(v.n or 0 for v in vals), chance=chance)
+    def report(self, per_task: Sequence[MetricValue]) -> MetricValue:
+        """Mean of the scaling_acc values; stderr sqrt(sum se^2) / k when every task has one."""
+        return _mean_of(self, per_task)
 
 
-class ScalingKindAccuracy(Metric):
+class ScalingKindAccuracy(ReportedMetric):
+    """Reported: means of the suite's scaling_acc values per task kind (:meth:`report`)."""
+
     name = "scaling_kind_acc"
     description = "Mean scaling_acc over the tasks of one kind (key = knowledge / procedural / linguistic / ...)."
     paper = PAPER
@@ -85,17 +93,17 @@ class ScalingKindAccuracy(Metric):
     scope = "model"
     unit = "accuracy"
 
-    def compute(self, inputs: Mapping[str, Any]) -> list[MetricValue]:
-        """``per_task`` (scaling_acc values) and ``kinds`` ({task: kind})."""
+    def report(self, per_task: Sequence[MetricValue], kinds: Mapping[str, str]) -> list[MetricValue]:
+        """One mean per kind (``kinds``: task -> kind), sorted by kind."""
         groups: dict[str, list[MetricValue]] = defaultdict(list)
-        for v in inputs["per_task"]:
-            groups[inputs["kinds"][v.key]].append(v)
-        mean = ScalingAccuracyMean()
-        return [mean.compute({"per_task": vs}).model_copy(update={"metric": self.name, "key": kind})
-                for kind, vs in sorted(groups.items())]
+        for v in per_task:
+            groups[kinds[v.key]].append(v)  # type: ignore[index]
+        return [_mean_of(self, vs, key=kind) for kind, vs in sorted(groups.items())]
 
 
-class ScalingExactMatch(Metric):
+class ScalingExactMatch(ReportedMetric):
+    """Reported from the suite's greedy generations (:meth:`report`)."""
+
     name = "scaling_exact_match"
     description = (
         "Generation-based accuracy of one task (key = task): greedy decoding from the context must start with "
@@ -106,17 +114,21 @@ class ScalingExactMatch(Metric):
     scope = "generations"
     unit = "accuracy"
 
-    def compute(self, inputs: Mapping[str, Any]) -> list[MetricValue]:
-        """``per_doc``: {task: [correct: bool]}; ``chance``: {task: level}."""
+    def report(self, per_doc: Mapping[str, Sequence[bool]], chance: Mapping[str, float] | None = None
+               ) -> list[MetricValue]:
+        """``per_doc``: task -> [correct per doc]; binomial stderr (None for a single doc)."""
         out = []
-        for task, hits in inputs["per_doc"].items():
-            p = sum(hits) / len(hits)
-            out.append(self.value(p, key=task, stderr=_binomial_se(p, len(hits)), n=len(hits),
-                                  chance=inputs.get("chance", {}).get(task)))
+        for task, hits in per_doc.items():
+            n = len(hits)
+            p = sum(hits) / n
+            out.append(self.value(p, key=task, stderr=binomial_stderr(p, n) if n > 1 else None, n=n,
+                                  chance=(chance or {}).get(task)))
         return out
 
 
-class ScalingAnswerCE(Metric):
+class ScalingAnswerCE(ReportedMetric):
+    """Reported from the suite's per-document answer cross-entropies (:meth:`report`)."""
+
     name = "scaling_answer_ce"
     description = "Cross-entropy (nats/token) of the gold answer given the context, mean over docs (key = task)."
     paper = PAPER
@@ -124,15 +136,9 @@ class ScalingAnswerCE(Metric):
     scope = "model"
     unit = "nats/token"
 
-    def compute(self, inputs: Mapping[str, Any]) -> list[MetricValue]:
-        """``per_doc``: {task: [per-doc mean nats/token]}."""
-        out = []
-        for task, xs in inputs["per_doc"].items():
-            n = len(xs)
-            mean = sum(xs) / n
-            se = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1) / n) if n > 1 else None
-            out.append(self.value(mean, key=task, stderr=se, n=n))
-        return out
+    def report(self, per_doc: Mapping[str, Sequence[float]]) -> list[MetricValue]:
+        """``per_doc``: task -> [per-doc mean nats/token]; stderr of the mean."""
+        return [self.value(sum(xs) / len(xs), key=task, stderr=mean_stderr(xs), n=len(xs)) for task, xs in per_doc.items()]
 
 
 class ScalingHeldoutLoss(Metric):
@@ -143,12 +149,17 @@ class ScalingHeldoutLoss(Metric):
     scope = "model"
     unit = "nats/token"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        """``model``, ``tokenizer``, ``world`` (a harness.zoo.World) and ``n_docs``."""
+    class Config(PluginConfig):
+        n_docs: int = Field(60, ge=1, description="Held-out world documents scored.")
+        world_seed: int = Field(0, description="Seed of the embedded world whose held-out documents are scored.")
+
+    def compute(self, inputs: ModelInputs) -> MetricValue:
+        from harness.zoo import World
         from harness.zoo.evaluate import heldout_loss
 
-        return self.value(heldout_loss(inputs["model"], inputs["tokenizer"], inputs["world"], inputs["n_docs"]),
-                          n=inputs["n_docs"])
+        loaded, n = inputs.model, self.config.n_docs
+        return self.value(heldout_loss(loaded.model, loaded.require_tokenizer(), World(seed=self.config.world_seed), n),
+                          n=n)
 
 
 class ScalingSuite(Suite):
@@ -229,10 +240,26 @@ class ScalingSuite(Suite):
             value = getattr(self, key)
             return PRESETS[self.preset][key] if value is None else value
 
-    def run(self, cell) -> SuiteOutput:
+    def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell
 
         return run_cell(self, cell)
+
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """Task names exist; swapped layers and heads are the model's."""
+        from harness.validation import layer_problems, task_problems
+
+        problems = [*task_problems("tasks", config.tasks), *task_problems("swap_tasks", config.swap_tasks),
+                    *layer_problems("swap_layers", config.swap_layers, shape, negative=False)]
+        bad = [h for h in config.swap_heads or [] if not 0 <= h < shape.n_heads]
+        if config.swap_heads == []:
+            problems.append(f"swap_heads: empty list; allowed: heads in 0..{shape.n_heads - 1}. Fix: name at least "
+                            "one, or leave it unset for all.")
+        elif bad:
+            problems.append(f"swap_heads: {bad} out of range: {shape.name} has {shape.n_heads} heads, allowed "
+                            f"0..{shape.n_heads - 1}. Fix: use heads in 0..{shape.n_heads - 1}.")
+        return problems
 
     @classmethod
     def summarize(cls, records: list[Any], out_dir: Path) -> str | None:

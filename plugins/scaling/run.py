@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from harness.config import ModelRef
+from harness.metric_inputs import ModelInputs
 from harness.results import MetricValue, SuiteOutput
 
 
@@ -151,7 +152,7 @@ def run_swap(suite: Any, cell: Any, loaded: Any, partner: ModelRef) -> tuple[lis
         swap = AttentionSwap(b, layers=layers, heads=cfg.swap_heads, source_id=b.fingerprint)
         res = evaluate_tasks(loaded.model, loaded.require_tokenizer(), tasks, limit=limit, batch_size=cfg.batch_size,
                              seed=cell.seed, model_id=loaded.fingerprint, intervention=swap)
-        values += swap_metric.compute({"eval_result": res, "tasks": tasks, "suffix": f"@{label}"})
+        values += swap_metric.report(res, tasks, suffix=f"@{label}")
     details = {"source": str(partner), "layers": [lbl for lbl, _ in layer_sets], "heads": cfg.swap_heads,
                "source_acc": {t: own_b.tasks[t].get("acc") for t in tasks}}
     return values, details
@@ -159,7 +160,6 @@ def run_swap(suite: Any, cell: Any, loaded: Any, partner: ModelRef) -> tuple[lis
 
 def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     from harness.evaluation import evaluate_tasks
-    from harness.zoo import World
 
     cfg = suite.config
     loaded = cell.load_model()
@@ -170,20 +170,20 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     limit = cfg.budget("limit")
     result = evaluate_tasks(loaded.model, tok, tasks, limit=limit, batch_size=cfg.batch_size, seed=cell.seed,
                             model_id=loaded.fingerprint)
-    per_task = cell.metric("scaling_acc").compute({"eval_result": result, "tasks": tasks, "chance": chances})
-    metrics: list[MetricValue] = [cell.metric("scaling_acc_mean").compute({"per_task": per_task}),
-                                  *cell.metric("scaling_kind_acc").compute({"per_task": per_task, "kinds": kinds}),
+    per_task = cell.metric("scaling_acc").report(result, tasks, chances)
+    metrics: list[MetricValue] = [cell.metric("scaling_acc_mean").report(per_task),
+                                  *cell.metric("scaling_kind_acc").report(per_task, kinds),
                                   *per_task]
     docs = task_docs(tuple(tasks), limit)
     ce = {t: answer_ce(loaded.model, tok, d, prefix_eos=cfg.prefix_eos) for t, d in docs.items()}
-    metrics += cell.metric("scaling_answer_ce").compute({"per_doc": ce})
+    metrics += cell.metric("scaling_answer_ce").report(ce)
     if cfg.exact_match:
         em = exact_match(loaded, tok, docs, prefix_eos=cfg.prefix_eos, batch_size=cfg.generation_batch_size)
-        metrics += cell.metric("scaling_exact_match").compute({"per_doc": em, "chance": {t: 0.0 for t in em}})
+        metrics += cell.metric("scaling_exact_match").report(em, {t: 0.0 for t in em})
     n_docs = cfg.budget("heldout_docs")
     if n_docs:
-        metrics.append(cell.metric("scaling_heldout_loss").compute(
-            {"model": loaded.model, "tokenizer": tok, "world": World(seed=cfg.world_seed), "n_docs": n_docs}))
+        heldout = cell.registries.metrics.get("scaling_heldout_loss")({"n_docs": n_docs, "world_seed": cfg.world_seed})
+        metrics.append(heldout.compute(ModelInputs(model=loaded, seed=cell.seed, device=cell.device)))
     details: dict[str, Any] = {
         "n_params": sum(p.numel() for p in loaded.model.parameters()),
         "model_name": cell.model_ref.name, "revision": cell.model_ref.revision or "main",

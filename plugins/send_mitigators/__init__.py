@@ -9,15 +9,19 @@ batch 32, 6 epochs), so rows differ only in the mitigation. Heavy code lives in 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
+from harness.metric_inputs import GenerationsInputs
 from harness.protocols import HallucinationMitigator, Metric, Suite
 from harness.results import MetricValue, SuiteOutput
+from harness.stats import binomial_stderr, mean_stderr
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.context import CellContext
 
 
 class _TrainConfig(PluginConfig):
@@ -73,6 +77,13 @@ class SensitiveNeuronDropout(_Mitigator):
         variability: Literal["checkpoints", "examples"] = Field(
             "checkpoints", description="Var over checkpoints (paper) or over tracking examples (authors' code)."
         )
+
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """The dropped block must be a layer of the model."""
+        from harness.validation import layer_problems
+
+        return layer_problems("layer", [config.layer], shape)
 
     def select(self, checkpoints: list, n: int, rng: Any) -> list[int]:
         from .send import sensitivity, top_fraction
@@ -156,10 +167,12 @@ class KnownFactAccuracy(Metric):
     scope = "generations"
     unit = "fraction"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        y = [float(v) for v in inputs["correct"]]
+    def compute(self, inputs: GenerationsInputs) -> MetricValue:
+        y = [float(1 - v) for v in inputs.labels]
+        if not y:
+            raise ValueError("known_fact_accuracy needs at least one question (GenerationsInputs.labels is empty).")
         n, p = len(y), sum(y) / len(y)
-        return self.value(p, key=inputs.get("key"), stderr=(p * (1 - p) / n) ** 0.5, n=n)
+        return self.value(p, key=inputs.key, stderr=binomial_stderr(p, n), n=n)
 
 
 class AnswerEigenScore(Metric):
@@ -170,11 +183,19 @@ class AnswerEigenScore(Metric):
     scope = "generations"
     unit = "nats"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
+    def compute(self, inputs: GenerationsInputs) -> list[MetricValue]:
+        """Keys ``exact`` (INSIDE EigenScore) and ``ees`` (SeND's Efficient EigenScore) over ``inputs.samples``."""
         import numpy as np
 
-        v = np.asarray(inputs["scores"], float)
-        return self.value(float(v.mean()), key=inputs.get("key"), stderr=float(v.std(ddof=1) / len(v) ** 0.5), n=len(v))
+        from harness_plugins.hallucination_detectors.scores import efficient_eigenscore, eigenscore
+
+        if len(inputs.samples) < 2:
+            raise ValueError("answer_eigenscore needs the K sampled answers of at least 2 questions (GenerationsInputs.samples).")
+        out = []
+        for key, fn in (("exact", eigenscore), ("ees", efficient_eigenscore)):
+            v = np.asarray([fn(q.embeddings) for q in inputs.samples], float)
+            out.append(self.value(float(v.mean()), key=key, stderr=mean_stderr(v), n=len(v)))
+        return out
 
 
 class HallucinationSuite(Suite):
@@ -196,12 +217,12 @@ class HallucinationSuite(Suite):
         questions_per_split: int | None = Field(None, ge=2, description="Questions per evaluated split; None = preset.")
         k: int | None = Field(None, ge=2, description="Sampled answers per question for the EigenScores; None = preset.")
 
-    def run(self, cell: Any) -> SuiteOutput:
+    def run(self, cell: CellContext) -> SuiteOutput:
         import random
 
         from harness.zoo import World
+        from harness_plugins.hallucination_detectors import generations_inputs
         from harness_plugins.hallucination_detectors.sampling import sample_facts
-        from harness_plugins.hallucination_detectors.scores import efficient_eigenscore, eigenscore
 
         cfg = cell.suite_config
         n_q = cfg.questions_per_split or {"quick": 40, "full": 200}[cfg.preset]
@@ -219,14 +240,9 @@ class HallucinationSuite(Suite):
             qs = sample_facts(loaded, rng.sample(pool, min(n_q, len(pool))), k=k, temperature=1.0,
                               max_new_tokens=4, pooling="last", seed=cell.seed, progress=cell.progress)
             all_q += qs
-            labels = [int(q.hallucinated) for q in qs]
-            if split == "frequent":
-                out.append(cell.metric("known_fact_accuracy").compute({"correct": [1 - v for v in labels], "key": split}))
-            else:
-                out.append(cell.metric("hallucination_rate").compute({"labels": labels, "key": split}))
-        es = cell.metric("answer_eigenscore")
-        out.append(es.compute({"scores": [eigenscore(q.embeddings) for q in all_q], "key": "exact"}))
-        out.append(es.compute({"scores": [efficient_eigenscore(q.embeddings) for q in all_q], "key": "ees"}))
+            name = "known_fact_accuracy" if split == "frequent" else "hallucination_rate"
+            out += cell.compute_metrics(generations_inputs(qs, seed=cell.seed, device=cell.device, key=split), [name])
+        out += cell.compute_metrics(generations_inputs(all_q, seed=cell.seed, device=cell.device), ["answer_eigenscore"])
         details = {"train_texts": len(texts), "k": k, "history": getattr(loaded.model, "mitigation_history", None)}
         return SuiteOutput(metrics=out, details=details)
 

@@ -16,15 +16,19 @@ The heavy code is in the submodules (imported inside :meth:`SuperpositionSuite.r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
-from harness.protocols import Metric, Suite
+from harness.protocols import ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
+from harness.stats import correlation_stderr, pearson, spearman
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.context import CellContext
 
 #: Budgets of the two presets; a field left at None takes its value from the chosen preset.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -39,7 +43,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-class ToyPearsonR(Metric):
+class ToyPearsonR(ReportedMetric):
+    """Reported: the suite trains the toy models and measures F; :meth:`report` builds the value."""
+
     name = "superposition_toy_pearson_r"
     description = (
         "Pearson r between effective features F (through the row's dictionary) and the ground-truth number "
@@ -50,30 +56,31 @@ class ToyPearsonR(Metric):
     scope = "sae"
     unit = "r"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        from .stats import pearson, r_stderr
+    def report(self, F: Sequence[float], ground_truth: Sequence[float], *, key: str | None = None) -> MetricValue:
+        """Pearson r of ``F`` and ``ground_truth`` (one entry per toy model) with its large-sample stderr."""
+        try:
+            r = pearson(F, ground_truth)
+        except ValueError as e:
+            raise ValueError(
+                f"{self.name}: {e} E.g. every toy model represents the same number of features: widen the sparsity "
+                "range or train the toy models longer."
+            ) from e
+        n = len(F)
+        return self.value(r, key=key, stderr=correlation_stderr(r, n), n=n)
 
-        r = pearson(inputs["F"], inputs["ground_truth"])
-        n = len(inputs["F"])
-        return self.value(r, key=inputs.get("key"), stderr=r_stderr(r, n), n=n)
 
-
-class ToyPearsonRWeights(Metric):
+class ToyPearsonRWeights(ToyPearsonR):
     name = "superposition_toy_pearson_r_weights"
     description = (
         "Pearson r between F computed from the toy models' embedding column norms ||W_i|| (no dictionary) "
         "and the ground-truth count (paper: 0.99). Reported on the baseline row."
     )
-    paper = "arXiv:2512.13568"
-    higher_is_better = True
     scope = "model"
-    unit = "r"
-
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        return ToyPearsonR.compute(self, inputs)  # type: ignore[arg-type]
 
 
-class DropoutSpearman(Metric):
+class DropoutSpearman(ReportedMetric):
+    """Reported: the suite trains the dropout toy models; :meth:`report` builds the value."""
+
     name = "superposition_dropout_spearman"
     description = (
         "Spearman rho between F and the dropout rate of toy models trained with dropout on the hidden layer "
@@ -84,12 +91,11 @@ class DropoutSpearman(Metric):
     scope = "sae"
     unit = "rho"
 
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        from .stats import r_stderr, spearman
-
-        rho = spearman(inputs["rates"], inputs["F"])
-        n = len(inputs["F"])
-        return self.value(rho, stderr=r_stderr(rho, n), n=n)
+    def report(self, rates: Sequence[float], F: Sequence[float]) -> MetricValue:
+        """Spearman rho of the toy models' dropout ``rates`` and their ``F`` with its large-sample stderr."""
+        rho = spearman(rates, F)
+        n = len(F)
+        return self.value(rho, stderr=correlation_stderr(rho, n), n=n)
 
 
 class SuperpositionSuite(Suite):
@@ -166,7 +172,7 @@ class SuperpositionSuite(Suite):
             value = getattr(self, key)
             return PRESETS[self.preset][key] if value is None else value
 
-    def run(self, cell) -> SuiteOutput:
+    def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell
 
         return run_cell(self, cell)

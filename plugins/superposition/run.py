@@ -8,9 +8,9 @@ from typing import Any
 import torch
 
 from harness.results import MetricValue, SuiteOutput
+from harness.stats import pearson, spearman
 
 from . import plots
-from .stats import pearson, spearman
 from .sweeps import SaeBudget, features_from_weights, features_through_learner
 from .toy import train_toy_models
 
@@ -53,10 +53,10 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         F_toy, gt_toy = F_all[:k], truth[:k]
         F_w = features_from_weights(toys)[:k]
         r_metric = cell.metric("superposition_toy_pearson_r")
-        r = r_metric.compute({"F": F_toy, "ground_truth": gt_toy})
+        r = r_metric.report(F_toy, gt_toy)
         metrics.append(r)
         if cell.method is None:
-            metrics.append(cell.metric("superposition_toy_pearson_r_weights").compute({"F": F_w, "ground_truth": gt_toy}))
+            metrics.append(cell.metric("superposition_toy_pearson_r_weights").report(F_w, gt_toy))
         details["toy"] = {
             "feature_probability": [round(float(p), 6) for p in feature_prob],
             "ground_truth": gt_toy,
@@ -72,7 +72,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
 
         # ---------------------------------------------------------------- dropout sweep
         F_d, gt_d = F_all[k:], truth[k:]
-        metrics.append(cell.metric("superposition_dropout_spearman").compute({"rates": rates, "F": F_d}))
+        metrics.append(cell.metric("superposition_dropout_spearman").report(rates, F_d))
         means = {}
         for rate in cfg.dropout_rates:
             vals = [f for f, q in zip(F_d, rates) if q == rate]
@@ -102,8 +102,8 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
             f_metric, psi_metric = cell.metric("effective_features"), cell.metric("superposition_psi")
             for p in prof.points:
                 res = prof.results[p]
-                metrics.append(f_metric.compute({"result": res, "key": p}))
-                metrics.append(psi_metric.compute({"result": res, "key": p}))
+                metrics.append(f_metric.report(res, key=p))
+                metrics.append(psi_metric.report(res, key=p))
             details["layerwise"] = {
                 "d_model": loaded.d_model,
                 "train_tokens": prof.n_train_tokens,

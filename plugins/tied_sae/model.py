@@ -42,6 +42,17 @@ class TiedSAE(DictionaryLearner, nn.Module):
         self.b_enc = nn.Parameter(torch.zeros(self.d_sae))
         self.register_buffer("b_dec", torch.zeros(self.d_in), persistent=False)
 
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """d_sae = round(expansion_factor x d_in) must be at least 1 (and fit in memory)."""
+        from harness.validation import dictionary_size_problems
+
+        if shape.d_in is None:
+            return []
+        at = f" at {shape.hook}" if shape.hook else ""
+        how = f"round(expansion_factor {config.expansion_factor} x d_in {shape.d_in}){at} of {shape.name}"
+        return dictionary_size_problems("expansion_factor", round(config.expansion_factor * shape.d_in), shape.d_in, how)
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def create(cls, d_in: int, config: PluginConfig | dict[str, Any] | None = None, *, seed: int = 0) -> TiedSAE:

@@ -16,17 +16,20 @@ The baseline row also runs the LOO controls (shuffled labels, random-init model)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
-from harness.protocols import Metric, Suite
-from harness.results import MetricValue, SuiteOutput
+from harness.protocols import ReportedMetric, Suite
+from harness.results import SuiteOutput
 
 from .data import Hook, Pooling, UnlearningData
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.context import CellContext
 
 __all__ = ["UnlearningData", "UnlearningSuite"]
 
@@ -34,14 +37,7 @@ PAPER = "arXiv:2605.01699"
 ZOO_TASKS = ["zoo_agreement", "zoo_arithmetic", "zoo_facts_frequent", "zoo_first_letter", "zoo_sequence"]
 
 
-class _Passthrough(Metric):
-    """Metrics whose value the suite computes; ``compute`` wraps ``inputs['value']``."""
-
-    def compute(self, inputs: Mapping[str, Any]) -> MetricValue:
-        return self.value(float(inputs["value"]), key=inputs.get("key"))
-
-
-class FrozenProbeAcc(_Passthrough):
+class FrozenProbeAcc(ReportedMetric):
     name = "unlearning_frozen_probe_acc"
     description = (
         "Accuracy (memorised vs not) of the probes fitted on the un-edited model, applied to the edited model's "
@@ -54,7 +50,7 @@ class FrozenProbeAcc(_Passthrough):
     chance = 0.5
 
 
-class RefitProbeAcc(_Passthrough):
+class RefitProbeAcc(ReportedMetric):
     name = "unlearning_refit_probe_acc"
     description = (
         "Best 5-fold held-out accuracy of an attacker re-fitting a fresh probe on the edited model: max over seven "
@@ -67,7 +63,7 @@ class RefitProbeAcc(_Passthrough):
     chance = 0.5
 
 
-class Recall(_Passthrough):
+class Recall(ReportedMetric):
     name = "unlearning_recall"
     description = "Fraction of the memorised (k-extractable) sequences still k-extractable after the edit."
     paper = PAPER
@@ -76,7 +72,7 @@ class Recall(_Passthrough):
     unit = "fraction"
 
 
-class RetainPerplexity(_Passthrough):
+class RetainPerplexity(ReportedMetric):
     name = "unlearning_retain_perplexity"
     description = "Perplexity on held-out ordinary world text (retain set not used for fitting) after the edit."
     higher_is_better = False
@@ -84,7 +80,7 @@ class RetainPerplexity(_Passthrough):
     unit = "ppl"
 
 
-class LmEvalDelta(_Passthrough):
+class LmEvalDelta(ReportedMetric):
     name = "unlearning_lm_eval_delta"
     description = (
         "Accuracy change (percentage points) on the lm-eval tasks after the edit vs the un-edited model; "
@@ -95,7 +91,7 @@ class LmEvalDelta(_Passthrough):
     unit = "pp"
 
 
-class LooProbe(_Passthrough):
+class LooProbe(ReportedMetric):
     name = "loo_cross_sequence_probe"
     description = (
         "Leave-one-out cross-sequence probe: per depth (key), a logistic probe on pooled activations of all "
@@ -108,7 +104,7 @@ class LooProbe(_Passthrough):
     chance = 0.5
 
 
-class ProbeGap(_Passthrough):
+class ProbeGap(ReportedMetric):
     name = "memorisation_probe_gap"
     description = (
         "Memorisation-specific gap per depth: LOO probe accuracy with the true labels minus with shuffled labels "
@@ -120,7 +116,7 @@ class ProbeGap(_Passthrough):
     unit = "acc"
 
 
-class ProbeGapP(_Passthrough):
+class ProbeGapP(ReportedMetric):
     name = "memorisation_probe_gap_p"
     description = (
         "Permutation p-value of the LOO probe accuracy per depth: (1 + permutations scoring >= the true labels) / "
@@ -132,7 +128,7 @@ class ProbeGapP(_Passthrough):
     unit = "p"
 
 
-class ProbeGapRandomInit(_Passthrough):
+class ProbeGapRandomInit(ReportedMetric):
     name = "memorisation_probe_gap_random_init"
     description = (
         "Control: the same gap on a random-initialised model of the same shape (should be ~0; paper: -0.04)."
@@ -199,10 +195,28 @@ class UnlearningSuite(Suite):
             100, ge=1, description="At most this many documents per lm-eval task (quick profile); None = all."
         )
 
-    def run(self, cell) -> SuiteOutput:
+    def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell
 
         return run_cell(self, cell)
+
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """Depths in range, prompt + suffix within the model's positions, task names that exist."""
+        from harness.validation import at_most_problems, layer_problems, task_problems
+
+        span = 1 + config.prefix_len + config.suffix_len  # <eos> + prefix + suffix
+        data = config.sequences_jsonl
+        missing = [f"sequences_jsonl: no file {data!r}. Fix: give the path of an existing jsonl file, or leave it "
+                   "unset for the zoo world's canaries."] if data is not None and not Path(data).is_file() else []
+        return [
+            *missing,
+            *layer_problems("layers", config.layers, shape),
+            *at_most_problems("prefix_len", span, shape.max_positions, f"the max positions of {shape.name}",
+                              f"keep 1 + prefix_len + suffix_len <= {shape.max_positions}",
+                              "1 + prefix_len + suffix_len, with <eos>"),
+            *task_problems("tasks", config.tasks),
+        ]
 
 
 @hookimpl

@@ -45,6 +45,13 @@ class HookEditMethod(UnlearningMethod):
     #: Name of the :mod:`.erasure` function fitting the edit (closed-form methods set it).
     erase_fn: ClassVar[str]
 
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """Edited depths must be layers of the model."""
+        from harness.validation import layer_problems
+
+        return layer_problems("layers", config.layers, shape)
+
     def fit(self, model: Any, forget: Any, retain: Any, *, seed: int) -> Intervention:
         from .erasure import stable_id
 

@@ -1,4 +1,8 @@
-"""Model source "zoo": the embedded Pythia-style miniature suite (committed checkpoints)."""
+"""Model source "zoo": the embedded Pythia-style miniature suite (committed checkpoints).
+
+An unknown name or revision raises :class:`harness.zoo.ZooModelNotFoundError` (a HarnessError:
+one line, exit 2) from ``resolve`` and ``shape``, i.e. while the run is planned.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,13 @@ class ZooModels(ModelSource):
         path = zoo_model_path(name, revision or "main")
         r = resolve_model(path)
         return {"name": name, "revision": revision or "main", "fingerprint": r.fingerprint}
+
+    def shape(self, name: str, revision: str | None) -> Any:
+        from harness.validation import ModelShape
+        from harness.zoo import zoo_model_path
+
+        rev = f"@{revision}" if revision else ""
+        return ModelShape.from_folder(zoo_model_path(name, revision or "main"), f"zoo:{name}{rev}")
 
     def load(self, name: str, revision: str | None, *, device: str, dtype: str) -> Any:
         from dataclasses import replace

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
-from harness.protocols import Intervention, Metric, ModelSource, Suite, UnlearningMethod
+from harness.protocols import Intervention, ModelSource, ReportedMetric, Suite, UnlearningMethod
 from harness.results import SuiteOutput
 
 
@@ -50,14 +50,11 @@ class ToyEraser(UnlearningMethod):
         return ToyIntervention(self.config.strength)
 
 
-class ToyScore(Metric):
+class ToyScore(ReportedMetric):
     name = "toy_score"
     description = "Residual signal after erasure."
     higher_is_better = False
     scope = "intervention"
-
-    def compute(self, inputs):
-        return self.value(inputs["signal"], n=1)
 
 
 class ToySuite(Suite):
@@ -101,10 +98,10 @@ class ToySuite(Suite):
         if method is not None and method.name == self.config.bad_output_label:
             if self.config.bad_output == "type":
                 return {"toy_score": 1.0}  # not a SuiteOutput
-            return SuiteOutput(metrics=[cell.metric("toy_score").compute({"signal": float(self.config.bad_output)})])
+            return SuiteOutput(metrics=[cell.metric("toy_score").value(float(self.config.bad_output), n=1)])
         strength = method.fit(model, None, None, seed=cell.seed).strength if method else 0.0
         signal = (1.0 - strength) * model["size"] + 0.01 * cell.seed
-        return SuiteOutput(metrics=[cell.metric("toy_score").compute({"signal": signal})])
+        return SuiteOutput(metrics=[cell.metric("toy_score").value(signal, n=1)])
 
 
 @hookimpl

@@ -3,6 +3,10 @@
 ``embedding_anisotropy`` is the mean cosine similarity between the input embeddings of
 random pairs of distinct tokens (Ethayarajh 2019 measured the same on contextual
 representations). 0 means isotropic; near 1 means every token points the same way.
+
+It is a computed model-scope metric: ``compute`` receives
+:class:`harness.metric_inputs.ModelInputs`, so any run can add it to every cell
+(``harness run --extra-metric embedding_anisotropy``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
+from harness.metric_inputs import ModelInputs
 from harness.protocols import Metric
+from harness.results import MetricValue
 
 
 class EmbeddingAnisotropy(Metric):
@@ -25,11 +31,10 @@ class EmbeddingAnisotropy(Metric):
         pairs: int = Field(4096, ge=1, description="Number of random token pairs.")
         seed: int = Field(0, description="Seed of the pair sampler.")
 
-    def compute(self, inputs):
+    def compute(self, inputs: ModelInputs) -> MetricValue:
         import torch
 
-        model = inputs["model"]
-        model = getattr(model, "model", model)  # a harness LoadedModel or a bare HF model
+        model = getattr(inputs.model, "model", inputs.model)  # a harness LoadedModel or a bare HF model
         emb = model.get_input_embeddings().weight.detach().float()
         gen = torch.Generator().manual_seed(self.config.seed)
         i = torch.randint(0, emb.shape[0], (self.config.pairs,), generator=gen)

@@ -1,5 +1,7 @@
 import harness_example_metric
 
+from harness.metric_inputs import ModelInputs
+
 
 def test_registers_and_computes(harness_registries_with):
     import torch
@@ -15,5 +17,5 @@ def test_registers_and_computes(harness_registries_with):
         def get_input_embeddings(self):
             return self.e
 
-    value = metric.compute({"model": Tiny()})
+    value = metric.compute(ModelInputs(model=Tiny()))
     assert -1.0 <= value.value <= 1.0 and value.n == 4096

@@ -1,0 +1,88 @@
+"""Text renderings of a board: ``leaderboards/<suite>.md`` (tabulate, GitHub style), the
+summary printed at the end of ``harness run``, and the value formatters the site shares.
+
+Imports only :mod:`harness.leaderboard.documents`, so the site may use the formatters
+without pulling in board building or file output.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from harness.leaderboard.documents import LeaderboardDoc, RowDoc, ValueDoc
+
+
+def fmt_value(v: ValueDoc | None) -> str:
+    """``mean ± stderr`` with 3 decimals (1 from 100 on); "-" for a missing value."""
+    if v is None:
+        return "-"
+    digits = 3 if abs(v.mean) < 100 else 1
+    if v.stderr is None:
+        return f"{v.mean:.{digits}f}"
+    return f"{v.mean:.{digits}f} ± {v.stderr:.{digits}f}"
+
+
+def fmt_rank(r: RowDoc) -> str:
+    """The rank, with "=" when it is shared; "-" for an unranked row."""
+    return "-" if r.rank is None else f"{r.rank}{'=' if r.tied else ''}"
+
+
+def short_headers(board: LeaderboardDoc) -> tuple[list[str], list[str]]:
+    """Column headers (a key alone where no other column shares it) and legend lines."""
+    arrows = {True: " ↑", False: " ↓", None: ""}
+    keys = [c.key for c in board.columns if c.key]
+    heads, legend = [], []
+    by_metric: dict[str, list[str]] = defaultdict(list)
+    for c in board.columns:
+        if c.key and keys.count(c.key) == 1:
+            heads.append(c.key + arrows[c.higher_is_better])
+            by_metric[c.metric].append(c.key)
+        else:
+            heads.append(c.name + arrows[c.higher_is_better])
+    for metric, ks in by_metric.items():
+        legend.append(f"Columns {', '.join(ks)}: `{metric}` of that key.")
+    return heads, legend
+
+
+def md_text(text: str) -> str:
+    """Plugin-supplied text made safe for a Markdown table cell: no row/column breakers, no raw HTML."""
+    return " ".join(str(text).split()).replace("<", "&lt;").replace("|", "\\|")  # "<" opens no tag
+
+
+def render_markdown(board: LeaderboardDoc) -> str:
+    """The Markdown page of one board (``<suite>.md``), with the suite's summary appended."""
+    from tabulate import tabulate
+
+    heads, legend = short_headers(board)
+    headers = ["rank", "method", "model", "seeds", "win rate"] + [md_text(h) for h in heads]
+    table = []
+    for r in board.rows:
+        status = f" (FAILED: {'; '.join(r.failures)})" if r.failures else ""
+        win = "-" if r.win_rate is None else f"{r.win_rate:.2f}"
+        table.append([fmt_rank(r), md_text(r.label + status), md_text(r.model), len(set(r.seeds)), win]
+                     + [fmt_value(r.values.get(c.name)) for c in board.columns])
+    lines = [f"## {md_text(board.suite)}", ""]
+    if board.description:
+        lines += [md_text(board.description), ""]
+    if board.primary_metric:
+        scope = "within each model" if board.ranked_within == "model" else "across models"
+        lines += [f"Ranked by `{board.primary_metric}` {scope}; `=` marks ranks shared because 95% intervals "
+                  "overlap. Win rate: mean head-to-head wins over all metrics (ties = half).", ""]
+    lines.append(tabulate(table, headers=headers, tablefmt="github", disable_numparse=True))
+    lines += ["", "Values: mean ± standard error (between seeds plus within-cell sampling error).", *legend]
+    if board.summary:
+        lines += ["", board.summary.rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def render_summary(board: LeaderboardDoc, top: int = 5) -> str:
+    """A few lines per suite for the end of `harness run`."""
+    if not board.primary_metric:
+        return f"{board.suite}: {len(board.rows)} rows"
+    lines = [f"{board.suite} (by {board.primary_metric}):"]
+    for r in board.rows[:top]:
+        lines.append(f"  {fmt_rank(r):>4}  {r.label:<28} {r.model:<22} {fmt_value(r.values.get(board.primary_metric))}"
+                     + ("  FAILED" if r.failures else ""))
+    if len(board.rows) > top:
+        lines.append(f"  ... {len(board.rows) - top} more rows")
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""Shared statistics of the suites: standard errors, bootstrap, AUROC, correlations.
+
+Nothing heavy at import time (numpy, and torch for :func:`bootstrap_weights`, are imported
+when a function is called), so plugin modules import this freely. Every
+function is a plain formula (tested on hand-computed cases in tests/test_stats.py), so a
+plugin's numbers depend only on its inputs and seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+# --------------------------------------------------------------------------- standard errors
+def binomial_stderr(p: float, n: int) -> float:
+    """Standard error sqrt(p (1 - p) / n) of a proportion ``p`` over ``n`` trials."""
+    if n < 1:
+        raise ValueError(f"a proportion needs n >= 1 trials, got n={n}.")
+    return math.sqrt(p * (1 - p) / n)
+
+
+def mean_stderr(xs: Sequence[float]) -> float | None:
+    """Standard error of the mean of ``xs``: sample standard deviation (ddof 1) / sqrt(n) (numpy); None when n < 2."""
+    import numpy as np
+
+    a = np.asarray(xs, dtype=float)
+    if a.size < 2:
+        return None
+    return float(a.std(ddof=1) / np.sqrt(a.size))
+
+
+def combined_stderr(stderrs: Sequence[float | None]) -> float | None:
+    """Standard error of the unweighted mean of k independent values with these standard errors:
+    sqrt(sum se^2) / k; None when any is unknown (or there are none)."""
+    k = len(stderrs)
+    if k == 0 or any(e is None for e in stderrs):
+        return None
+    return math.sqrt(sum(e * e for e in stderrs)) / k  # type: ignore[operator]
+
+
+def correlation_stderr(r: float, n: int) -> float | None:
+    """Large-sample standard error sqrt((1 - r^2) / (n - 2)) of a correlation over n points; None when n <= 2."""
+    return math.sqrt(max(0.0, 1.0 - r * r) / (n - 2)) if n > 2 else None
+
+
+# --------------------------------------------------------------------------- bootstrap
+def bootstrap_stderr(
+    statistic: Callable[..., float], *samples: Sequence[Any], n_boot: int = 200, seed: int = 0
+) -> float:
+    """Bootstrap standard error of ``statistic(*samples)``: ``n_boot`` resamples of the rows (the same
+    indices for every sample; ``numpy.random.default_rng(seed).integers`` once per resample), NaN
+    statistics skipped; the sample standard deviation (ddof 1) of the rest, NaN when fewer than 2."""
+    import numpy as np
+
+    if not samples:
+        raise ValueError("bootstrap_stderr needs at least one sample.")
+    arrays = [np.asarray(s) for s in samples]
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"bootstrap samples must have equal lengths; got {[len(a) for a in arrays]}.")
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_boot):
+        i = rng.integers(0, n, n)
+        v = statistic(*(a[i] for a in arrays))
+        if not math.isnan(v):
+            vals.append(v)
+    return float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+
+
+def bootstrap_weights(n_units: int, n_boot: int, seed: int = 0) -> Any:
+    """Multiplicities [n_boot, n_units] (float64 torch tensor) of ``n_boot`` resamples with replacement
+    of ``n_units`` sampling units (``torch.randint`` with a generator seeded by ``seed``).
+
+    A statistic that is a ratio of sums over units is re-weighted by one matrix product per sum
+    (``weights @ per_unit_sums``), which does all resamples at once.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    draws = torch.randint(n_units, (n_boot, n_units), generator=g)
+    ones = torch.ones(n_boot, n_units, dtype=torch.float64)
+    return torch.zeros(n_boot, n_units, dtype=torch.float64).scatter_add_(1, draws, ones)
+
+
+# --------------------------------------------------------------------------- ranking
+def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
+    """AUROC of ``scores`` for predicting ``labels`` (1 = positive), ties counted 1/2; NaN without both classes."""
+    import numpy as np
+
+    s, y = np.asarray(scores, float), np.asarray(labels, int)
+    pos, neg = s[y == 1], s[y == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    gt = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(gt / (len(pos) * len(neg)))
+
+
+def auroc_stderr(scores: Sequence[float], labels: Sequence[int], n_boot: int = 200, seed: int = 0) -> float:
+    """Bootstrap standard error of :func:`auroc` (resamples lacking a class are skipped)."""
+    import numpy as np
+
+    return bootstrap_stderr(auroc, np.asarray(scores, float), np.asarray(labels, int), n_boot=n_boot, seed=seed)
+
+
+# --------------------------------------------------------------------------- correlations
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson correlation of ``x`` and ``y`` (at least 3 points; a ValueError when one side is constant)."""
+    import numpy as np
+
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if a.size < 3:
+        raise ValueError(f"a correlation needs at least 3 points, got {a.size}.")
+    a, b = a - a.mean(), b - b.mean()
+    den = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    if den == 0.0:
+        raise ValueError("correlation undefined: one side is constant (a correlation needs variation on both sides).")
+    return float((a * b).sum() / den)
+
+
+def ranks(x: Sequence[float]) -> Any:
+    """0-based ranks of ``x``, ties given their average rank."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=float)
+    order = np.argsort(x, kind="mergesort")
+    r = np.empty(len(x), dtype=float)
+    r[order] = np.arange(len(x), dtype=float)
+    for v in np.unique(x):  # average ranks of ties
+        tie = x == v
+        r[tie] = r[tie].mean()
+    return r
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation: :func:`pearson` of the (tie-averaged) ranks."""
+    return pearson(ranks(x), ranks(y))
