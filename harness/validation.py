@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from harness.models.hookpoints import HookPoint
     from harness.plugins import Registries
     from harness.protocols import Plugin
-    from harness.runner import PlannedCell
+    from harness.cell import PlannedCell
 
 __all__ = [
     "ModelShape",
