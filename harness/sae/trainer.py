@@ -127,7 +127,7 @@ def activations_from_model(
 ) -> Any:
     """A shuffling :class:`~harness.models.ActivationBuffer` over ``model`` at ``hook_point``
     (BOS and padding excluded), ready to pass to :func:`train_sae`."""
-    from harness.models.harvest import ActivationBuffer
+    from harness.models.buffer import ActivationBuffer
 
     return ActivationBuffer(
         _Harvest(model, hook_point, token_source, context_length, model_batch_size, harvest_kwargs),
