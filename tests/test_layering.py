@@ -77,7 +77,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-@pytest.mark.parametrize("package", ["harness.models"])
+@pytest.mark.parametrize("package", ["harness.models", "harness.zoo"])
 def test_no_import_cycles(package):
     graph = _graph(package)
     assert graph, f"no modules found for {package}"
@@ -94,3 +94,9 @@ def test_harvest_builds_on_neither_cache_nor_buffer():
     assert graph["harness.models.harvest"].isdisjoint({"harness.models.cache", "harness.models.buffer"})
     assert "harness.models.harvest" in graph["harness.models.cache"]
     assert {"harness.models.cache", "harness.models.harvest"} <= graph["harness.models.buffer"]
+
+
+def test_zoo_world_is_below_build_info_and_train():
+    graph = _graph("harness.zoo")
+    assert graph["harness.zoo.world"] <= {"harness.zoo.lexicon"}
+    assert "harness.zoo.build" not in graph["harness.zoo.info"]
