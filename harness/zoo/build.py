@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.zoo.info import CHECKPOINTS_DIR
-from harness.zoo.train import SIZES, TINY_SIZES, ModelSize, TrainConfig, pack_rows, train_model
+from harness.zoo.train import SIZES, TINY_SIZES, ModelSize, ZooTrainConfig, pack_rows, train_model
 from harness.zoo.world import WORLD_VERSION, World, world_for
 
 DEFAULT_TOKENS = 3_014_656  # 736 steps of 32 x 128 tokens
@@ -127,7 +127,7 @@ def build_zoo(
     out = Path(out_dir) if out_dir is not None else CHECKPOINTS_DIR
     out.mkdir(parents=True, exist_ok=True)
     world = world_for(seed, tiny)
-    cfg = TrainConfig(ctx=64, batch=8, seed=seed, warmup_steps=4, state_every=8, revisions=(0.5,)) if tiny else TrainConfig(seed=seed)
+    cfg = ZooTrainConfig(ctx=64, batch=8, seed=seed, warmup_steps=4, state_every=8, revisions=(0.5,)) if tiny else ZooTrainConfig(seed=seed)
     n_tokens = tokens or (TINY_TOKENS if tiny else DEFAULT_TOKENS)
     key = {"world_version": WORLD_VERSION, "seed": seed, "tokens": n_tokens, "tiny": tiny, "ctx": cfg.ctx, "batch": cfg.batch}
     t0 = time.time()
