@@ -77,7 +77,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-@pytest.mark.parametrize("package", ["harness.models", "harness.zoo"])
+@pytest.mark.parametrize("package", ["harness.models", "harness.unlearning", "harness.zoo"])
 def test_no_import_cycles(package):
     graph = _graph(package)
     assert graph, f"no modules found for {package}"
@@ -100,3 +100,10 @@ def test_zoo_world_is_below_build_info_and_train():
     graph = _graph("harness.zoo")
     assert graph["harness.zoo.world"] <= {"harness.zoo.lexicon"}
     assert "harness.zoo.build" not in graph["harness.zoo.info"]
+
+
+def test_unlearning_library_imports_no_plugin():
+    folder = ROOT / "unlearning"
+    for path in sorted(folder.glob("*.py")):
+        plugins = {m for m in _imports(path, "harness.unlearning") if m.split(".")[0] == "harness_plugins"}
+        assert not plugins, f"{path.name} imports plugin modules {sorted(plugins)}; the core library must not"
