@@ -102,7 +102,7 @@ def harvest_throughput(device: str, batches: int = 20, batch_size: int = 16, ctx
 def sae_throughput(device: str, d_in: int = 512, d_sae: int = 16384, k: int = 32, batch: int = 4096,
                    steps: int = 30) -> None:
     try:
-        from harness.sae.config import TrainConfig
+        from harness.sae.config import SAETrainConfig
         from harness.sae.trainer import TrainStep
     except ImportError:
         print("\n[sae] harness.sae is not installed here: SAE training throughput skipped.")
@@ -119,7 +119,7 @@ def sae_throughput(device: str, d_in: int = 512, d_sae: int = 16384, k: int = 32
     torch.manual_seed(0)
     x = torch.randn(batch * 4, d_in, device=dev)
     sae = regs["dictionary_learner"].get("topk").create(d_in, {"d_sae": d_sae, "k": k}, seed=0).to(dev)
-    cfg = TrainConfig(batch_size=batch, warmup_steps=0, decay="none", progress=False)
+    cfg = SAETrainConfig(batch_size=batch, warmup_steps=0, decay="none", progress=False)
     step = TrainStep(sae, cfg, steps + 5, dev)
     for i in range(5):
         step(x[(i % 4) * batch:((i % 4) + 1) * batch], i)

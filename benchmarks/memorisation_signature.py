@@ -43,7 +43,7 @@ def _group_out_accuracy(x: Any, y: Any, groups: Any, l2: float) -> float:
 def _report(name: str, model: Any, tokens: Any, y: Any, prefix_len: int, pooling: str, accuracy: Callable, shuffles: int) -> list[str]:
     import torch
 
-    from harness_plugins.unlearning_suite.data import pooled_activations
+    from harness.unlearning.data import pooled_activations
 
     hf = getattr(model, "model", model)
     points = [f"blocks.{i}.hook_resid_post" for i in range(hf.config.num_hidden_layers)]

@@ -76,7 +76,7 @@ def worker(a: argparse.Namespace) -> dict:
     import torch
 
     apply_tuning(a.tuning, a.device)
-    from harness.sae.config import TrainConfig
+    from harness.sae.config import SAETrainConfig
     from harness.sae.trainer import TrainStep
     from harness.testing import registries_with
 
@@ -86,7 +86,7 @@ def worker(a: argparse.Namespace) -> dict:
     cls = registries_with(builtins=True)["dictionary_learner"].get("topk")
     extra = {"unit_norm_decoder": False} if a.bare else {}
     sae = cls.create(a.d, {"d_sae": a.m, "k": a.k, "kernel": a.kernel} | extra, seed=0).to(dev)
-    cfg = TrainConfig(batch_size=a.batch, autocast="bf16" if a.precision == "bf16" else "off",
+    cfg = SAETrainConfig(batch_size=a.batch, autocast="bf16" if a.precision == "bf16" else "off",
                       warmup_steps=0, decay="none", progress=False, grad_clip=0.0 if a.bare else 1.0)
     total = a.warmup + a.steps
     step = TrainStep(sae, cfg, total, dev)

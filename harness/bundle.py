@@ -1,4 +1,4 @@
-"""Publish a self-contained leaderboard bundle, and load (validate) someone else's.
+"""Write a self-contained leaderboard bundle (``harness publish``), and load (validate) someone else's.
 
 A bundle folder holds::
 
@@ -37,7 +37,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def publish(store: Store, out: Path, registries: object | None = None) -> Path:
+def write_bundle(store: Store, out: Path, registries: object | None = None) -> Path:
     """Write a bundle of every record in ``store`` to ``out`` (which must not hold one already)."""
     from harness.leaderboard import build_leaderboards
 

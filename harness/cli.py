@@ -211,10 +211,10 @@ def _print_boards(boards, leaderboard_dir: Path) -> None:  # noqa: ANN001
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from harness.bundle import publish
+    from harness.bundle import write_bundle
     from harness.store import Store
 
-    out = publish(Store(Path(args.output_dir)), Path(args.dir), _registries(args))
+    out = write_bundle(Store(Path(args.output_dir)), Path(args.dir), _registries(args))
     print(f"Bundle written to {out} (open {out}/leaderboards/site/index.html; others load it with "
           f"`harness leaderboard --from {out}`).")
     return 0

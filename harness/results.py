@@ -73,7 +73,7 @@ class Cell(BaseModel):
 
 
 class Provenance(BaseModel):
-    """Where and how a record was produced (DESIGN.md §6.7)."""
+    """Where and how a record was produced (README.md, section "What `harness run` does")."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -13,7 +13,9 @@ from harness.models import (  # noqa: E402
     cached_harvest,
     harvest,
     harvest_flat,
+    harvest_flat_with_tokens,
     iter_token_batches,
+    model_bos_id,
 )
 
 TEXTS = [
@@ -87,6 +89,26 @@ def test_harvest_flat_excludes_bos_and_pad(model):
         model, "resid_post.0", TEXTS, tokenizer=tok, context_length=8, exclude_bos=False, exclude_pad=False
     )
     assert sum(c.shape[0] for c in everything) == sum(b.input_ids.numel() for b in batches)
+
+
+def test_harvest_flat_with_tokens_pairs_activations_with_kept_ids(model, tmp_path):
+    tok = tiny_tokenizer()
+    assert model_bos_id(model, tok) == tok.bos_token_id
+    kw = dict(tokenizer=tok, batch_size=2, context_length=8)
+    pairs = list(harvest_flat_with_tokens(model, "resid_post.0", TEXTS, **kw))
+    flat = list(harvest_flat(model, "resid_post.0", TEXTS, **kw))
+    batches = list(iter_token_batches(TEXTS, tokenizer=tok, batch_size=2, context_length=8))
+    kept = [b.input_ids[(b.input_ids != tok.bos_token_id) & b.attention_mask.bool()] for b in batches]
+    assert len(pairs) == len(flat) == len(kept)
+    for (acts, ids), plain, want in zip(pairs, flat, kept):
+        assert torch.equal(acts, plain) and torch.equal(ids, want) and acts.shape[0] == ids.shape[0]
+    from safetensors.torch import load_file
+
+    list(cached_harvest(model, "resid_post.0", TEXTS, cache_dir=tmp_path, shard_tokens=10**6, **kw))
+    (entry,) = tmp_path.iterdir()
+    shard = load_file(str(entry / "shard_00000.safetensors"))
+    assert torch.equal(shard["tokens"], torch.cat(kept))
+    torch.testing.assert_close(shard["activations"], torch.cat(flat))
 
 
 def _stream(n: int = 100, d: int = 4, sizes=(7, 13, 30, 50)):

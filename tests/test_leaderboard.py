@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from toy_plugins import ToyScore, ToySuite
 
-from harness.bundle import load_bundle, publish
+from harness.bundle import load_bundle, write_bundle
 from harness.config import RunSpec
 from harness.errors import RegistryError
 from harness.leaderboard import LeaderboardDoc, build_board, build_leaderboards
@@ -124,7 +124,7 @@ def test_site_escapes_plugin_text(toy_registries, tmp_path, monkeypatch):
 
 def test_publish_and_load_bundle(finished_store, toy_registries, tmp_path):
     store, _ = finished_store
-    bundle = publish(store, tmp_path / "bundle", toy_registries)
+    bundle = write_bundle(store, tmp_path / "bundle", toy_registries)
     assert (bundle / "leaderboards" / "site" / "index.html").exists()
     assert (bundle / "schema" / "record.schema.json").exists()
     loaded = load_bundle(bundle)
@@ -155,7 +155,7 @@ def _rewrite(bundle, rel, mutate, update_manifest):
 )
 def test_tampered_bundle_records_refused(finished_store, toy_registries, tmp_path, mutate, update_manifest, reason):
     store, _ = finished_store
-    bundle = publish(store, tmp_path / "bundle", toy_registries)
+    bundle = write_bundle(store, tmp_path / "bundle", toy_registries)
     rel = sorted(json.loads((bundle / "manifest.json").read_text())["records"])[0]
     _rewrite(bundle, rel, mutate, update_manifest)
     loaded = load_bundle(bundle)
@@ -165,7 +165,7 @@ def test_tampered_bundle_records_refused(finished_store, toy_registries, tmp_pat
 
 def test_merge_bundle_with_own_store(finished_store, toy_registries, tmp_path):
     store, spec = finished_store
-    bundle = publish(store, tmp_path / "bundle", toy_registries)
+    bundle = write_bundle(store, tmp_path / "bundle", toy_registries)
     other = Store(tmp_path / "other")
     other.put(_rec("someone-else", 0.1))
     boards = build_leaderboards(other, tmp_path / "lb2", toy_registries, extra_records=load_bundle(bundle).records)
@@ -175,11 +175,11 @@ def test_merge_bundle_with_own_store(finished_store, toy_registries, tmp_path):
 
 def test_publish_refuses_existing_bundle(finished_store, toy_registries, tmp_path):
     store, _ = finished_store
-    publish(store, tmp_path / "b", toy_registries)
+    write_bundle(store, tmp_path / "b", toy_registries)
     from harness.errors import HarnessError
 
     with pytest.raises(HarnessError, match="already holds a bundle"):
-        publish(store, tmp_path / "b", toy_registries)
+        write_bundle(store, tmp_path / "b", toy_registries)
     shutil.rmtree(tmp_path / "b")
 
 

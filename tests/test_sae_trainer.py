@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from harness.sae import train_sae  # noqa: E402
-from harness.sae.config import TrainConfig  # noqa: E402
+from harness.sae.config import SAETrainConfig  # noqa: E402
 from harness.sae.trainer import lr_factor  # noqa: E402
 from harness.testing import registries_with  # noqa: E402
 
@@ -173,7 +173,7 @@ def test_vsae_ramp_starts_at_zero():
 
 
 def test_lr_schedule():
-    cfg = TrainConfig(warmup_steps=10, decay_start=0.8)
+    cfg = SAETrainConfig(warmup_steps=10, decay_start=0.8)
     assert lr_factor(0, 100, cfg) == pytest.approx(0.1)
     assert lr_factor(50, 100, cfg) == 1.0
     assert lr_factor(90, 100, cfg) == pytest.approx(0.5)

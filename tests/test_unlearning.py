@@ -7,15 +7,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from harness.testing import registries_with  # noqa: E402
-from harness_plugins.unlearning_suite.data import UnlearningData, k_extractable, pooled_activations  # noqa: E402
-from harness_plugins.unlearning_suite.erasure import (  # noqa: E402
-    AffineEdit,
-    HookEdits,
-    leace_edit,
-    probe_direction,
-    reflect_edit,
-)
-from harness_plugins.unlearning_suite.probes import fit_logistic, kfold_accuracy, loo_accuracy, predict  # noqa: E402
+from harness.unlearning.data import UnlearningData, pooled_activations  # noqa: E402
+from harness.unlearning.erasure import AffineEdit, HookEdits, probe_direction, reflect_edit  # noqa: E402
+from harness.unlearning.probes import fit_logistic, predict  # noqa: E402
+from harness_plugins.leace import leace_edit  # noqa: E402
+from harness_plugins.unlearning_suite.data import k_extractable  # noqa: E402
+from harness_plugins.unlearning_suite.probes import kfold_accuracy, loo_accuracy  # noqa: E402
 
 REGS = registries_with(builtins=True)
 METHODS = REGS.by_kind["unlearning_method"].names()

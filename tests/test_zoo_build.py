@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.zoo import CHECKPOINTS_DIR, build_zoo, list_revisions, list_zoo_models, zoo_info, zoo_model_path
-from harness.zoo.build import _world_for
+from harness.zoo.world import world_for
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def test_tokenizer_loads_with_auto_tokenizer(tmp_path) -> None:
 
     from harness.zoo.tokenizer import save_tokenizer, train_tokenizer
 
-    save_tokenizer(train_tokenizer(_world_for(0, True), vocab_size=300, n_docs=300), tmp_path)
+    save_tokenizer(train_tokenizer(world_for(0, True), vocab_size=300, n_docs=300), tmp_path)
     tok = AutoTokenizer.from_pretrained(str(tmp_path))
     assert tok.is_fast and tok.eos_token == "<|endoftext|>" and tok.pad_token == "<|padding|>"
     assert tok.eos_token_id == 0 and tok.pad_token_id == 1
@@ -72,7 +72,7 @@ def test_tiny_build_is_deterministic_and_resumes(tiny_zoo: Path, tmp_path) -> No
 def test_batched_canary_scoring_matches_one_at_a_time(tiny_zoo: Path) -> None:
     from harness.zoo.evaluate import _load, canary_memorisation
 
-    world = _world_for(0, True)
+    world = world_for(0, True)
     model, tok = _load(zoo_model_path("tiny-32", root=tiny_zoo))
     canaries = [*world.canaries, *world.controls]
     batched = canary_memorisation(model, tok, canaries)

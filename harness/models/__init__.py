@@ -9,9 +9,11 @@ below first needs them; most names are bound on first use (module-level ``__geta
   :func:`resolve_hook_point`, :class:`HookPoint`, :class:`UnknownHookPointError`
   (``harness.models.hookpoints``)
 - :class:`Replace`, :class:`Add`, :class:`ProjectOut` (``harness.models.interventions``)
-- :func:`iter_token_batches`, :func:`harvest`, :func:`harvest_flat`, :class:`ActivationBuffer`,
-  :class:`TokenBatch`, :class:`Activations` (``harness.models.harvest``)
+- :func:`iter_token_batches`, :func:`harvest`, :func:`harvest_flat`,
+  :func:`harvest_flat_with_tokens`, :func:`model_bos_id`, :class:`TokenBatch`,
+  :class:`Activations` (``harness.models.harvest``)
 - :class:`ActivationCache`, :func:`cached_harvest` (``harness.models.cache``)
+- :class:`ActivationBuffer` (``harness.models.buffer``)
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ _EXPORTS: dict[str, str] = {
     "Replace": "interventions",
     "Add": "interventions",
     "ProjectOut": "interventions",
-    "ActivationBuffer": "harvest",
     "Activations": "harvest",
     "TokenBatch": "harvest",
     "harvest": "harvest",
     "harvest_flat": "harvest",
+    "harvest_flat_with_tokens": "harvest",
     "iter_token_batches": "harvest",
+    "model_bos_id": "harvest",
+    "ActivationBuffer": "buffer",
     "ActivationCache": "cache",
     "cached_harvest": "cache",
 }
@@ -50,14 +54,16 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     # ruff: noqa: F401
+    from .buffer import ActivationBuffer
     from .cache import ActivationCache, cached_harvest
     from .harvest import (
-        ActivationBuffer,
         Activations,
         TokenBatch,
         harvest,
         harvest_flat,
+        harvest_flat_with_tokens,
         iter_token_batches,
+        model_bos_id,
     )
     from .hookpoints import (
         HookPoint,

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .harvest import harvest_flat_with_tokens, model_bos_id
 from .hookpoints import HookPoint, _unwrap, resolve_hook_point
 from .loading import LoadedModel, model_fingerprint
 
@@ -171,8 +172,6 @@ def cached_harvest(
     are written while the activations are yielded. Either way tensors arrive on ``device``
     (default: the model's device) in the same order and chunking-independent content.
     """
-    from .harvest import harvest
-
     if tokenizer is None and isinstance(model, LoadedModel):
         tokenizer = model.tokenizer
     sid = source_id or source_fingerprint(source)
@@ -193,17 +192,14 @@ def cached_harvest(
     if cache.has(fields):
         yield from cache.read(fields, device=device or next(module.parameters()).device)
         return
-    from .harvest import _bos_id
-
-    bos = _bos_id(model, tokenizer)
+    bos = model_bos_id(model, tokenizer)
 
     def stream() -> Iterator[tuple[Any, Any]]:
-        for batch in harvest(
-            model, hp, source, tokenizer=tokenizer, context_length=context_length, pack=pack,
-            prepend_bos=prepend_bos, out_dtype=out_dtype, **harvest_kwargs,
+        for acts, toks in harvest_flat_with_tokens(
+            model, hp, source, tokenizer=tokenizer, exclude_bos=exclude_bos, exclude_pad=exclude_pad,
+            bos_token_id=bos, context_length=context_length, pack=pack, prepend_bos=prepend_bos,
+            out_dtype=out_dtype, **harvest_kwargs,
         ):  # fmt: skip
-            keep = batch.keep_mask(exclude_bos=exclude_bos, exclude_pad=exclude_pad, bos_token_id=bos)
-            acts = batch.flat(hp.name, keep)
-            yield (acts if device is None else acts.to(device)), batch.input_ids[keep.cpu()]
+            yield (acts if device is None else acts.to(device)), toks
 
     yield from cache.write(fields, stream(), shard_tokens=shard_tokens)

@@ -1,4 +1,4 @@
-"""Stream activations at hook points over a token source; a shuffling buffer for SAE training.
+"""Stream activations at hook points over a token source.
 
 - :func:`iter_token_batches` turns texts (+ tokenizer), token-id rows or ready batches into
   padded ``[batch, ctx]`` :class:`TokenBatch` es (texts are packed into full contexts by
@@ -8,10 +8,13 @@
   (an exception raised in the hook and caught here; the activations are identical to a full
   pass). Hooks are installed per batch, so nothing stays hooked between batches.
 - :func:`harvest_flat` yields ``[n_tokens, d]`` tensors of kept positions (BOS and padding
-  excluded by default), the input of :class:`ActivationBuffer`.
-- :class:`ActivationBuffer` fills ``buffer_size`` rows, shuffles (seeded), yields batches
-  until half the buffer is used, refills, reshuffles; its output depends only on the flat
-  activation stream and the seed, not on how the stream was chunked.
+  excluded by default), the input of :class:`~harness.models.buffer.ActivationBuffer`;
+  :func:`harvest_flat_with_tokens` yields the same with the kept token ids (what
+  :func:`~harness.models.cache.cached_harvest` stores).
+- :func:`model_bos_id` is the BOS id those exclude (tokenizer's, else the model config's).
+
+Nothing here imports :mod:`harness.models.cache` or :mod:`harness.models.buffer`; both build
+on this module.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-__all__ = ["ActivationBuffer", "Activations", "TokenBatch", "harvest", "harvest_flat", "iter_token_batches"]
+__all__ = [
+    "Activations",
+    "TokenBatch",
+    "harvest",
+    "harvest_flat",
+    "harvest_flat_with_tokens",
+    "iter_token_batches",
+    "model_bos_id",
+]
 
 
 @dataclass
@@ -230,11 +241,40 @@ def harvest(
         yield Activations(acts, batch.input_ids, batch.attention_mask)
 
 
-def _bos_id(model: Any, tokenizer: Any) -> int | None:
+def model_bos_id(model: Any, tokenizer: Any) -> int | None:
+    """The BOS id of ``tokenizer``, else of ``model``'s config; None when neither has one."""
     if tokenizer is not None and getattr(tokenizer, "bos_token_id", None) is not None:
         return int(tokenizer.bos_token_id)
     bos = getattr(getattr(_unwrap(model), "config", None), "bos_token_id", None)
     return int(bos) if isinstance(bos, int) else None
+
+
+def harvest_flat_with_tokens(
+    model: Any,
+    point: str | HookPoint,
+    source: Any,
+    *,
+    tokenizer: Any = None,
+    exclude_bos: bool = True,
+    exclude_pad: bool = True,
+    bos_token_id: int | None = None,
+    **harvest_kwargs: Any,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(activations [n_kept_tokens, d], token ids [n_kept_tokens])`` at one point, batch by batch.
+
+    BOS positions (id from ``bos_token_id``, the tokenizer, or the model config) and padding
+    are dropped unless ``exclude_bos``/``exclude_pad`` are False. The token ids stay on the
+    CPU; the activations are where :func:`harvest` puts them.
+    """
+    if tokenizer is None and isinstance(model, LoadedModel):
+        tokenizer = model.tokenizer
+    bos = bos_token_id if bos_token_id is not None else model_bos_id(model, tokenizer)
+    key = point.name if isinstance(point, HookPoint) else point
+    if "pattern" in key:
+        raise ValueError("harvest_flat is for per-token activations; attention patterns have no token axis.")
+    for batch in harvest(model, point, source, tokenizer=tokenizer, **harvest_kwargs):
+        keep = batch.keep_mask(exclude_bos=exclude_bos, exclude_pad=exclude_pad, bos_token_id=bos)
+        yield batch.flat(key, keep), batch.input_ids[keep.cpu()]
 
 
 def harvest_flat(
@@ -253,126 +293,8 @@ def harvest_flat(
     BOS positions (id from ``bos_token_id``, the tokenizer, or the model config) and padding
     are dropped unless ``exclude_bos``/``exclude_pad`` are False.
     """
-    if tokenizer is None and isinstance(model, LoadedModel):
-        tokenizer = model.tokenizer
-    bos = bos_token_id if bos_token_id is not None else _bos_id(model, tokenizer)
-    key = point.name if isinstance(point, HookPoint) else point
-    if "pattern" in key:
-        raise ValueError("harvest_flat is for per-token activations; attention patterns have no token axis.")
-    for batch in harvest(model, point, source, tokenizer=tokenizer, **harvest_kwargs):
-        keep = batch.keep_mask(exclude_bos=exclude_bos, exclude_pad=exclude_pad, bos_token_id=bos)
-        yield batch.flat(key, keep)
-
-
-# --------------------------------------------------------------------------- buffer
-class ActivationBuffer:
-    """Shuffling buffer over a stream of ``[n, d]`` activation chunks (for SAE training).
-
-    Fills ``buffer_size`` rows, shuffles them with a generator seeded by ``seed``, yields
-    ``[batch_size, d]`` batches until ``refill_fraction`` of the buffer is left, then tops it
-    up from the stream and reshuffles. At the end of the stream the rest is yielded (a last
-    short batch only if ``drop_last`` is False). Same stream + same seed -> same batches.
-    Iterating twice re-iterates ``source`` (a one-shot iterator yields nothing the second time).
-    """
-
-    def __init__(
-        self,
-        source: Iterable[torch.Tensor],
-        *,
-        buffer_size: int,
-        batch_size: int,
-        seed: int = 0,
-        refill_fraction: float = 0.5,
-        drop_last: bool = True,
-        device: str | torch.device | None = None,
-    ) -> None:
-        if batch_size < 1 or buffer_size < batch_size:
-            raise ValueError(f"need 1 <= batch_size <= buffer_size (got {batch_size}, {buffer_size}).")
-        if not 0.0 <= refill_fraction < 1.0:
-            raise ValueError(f"refill_fraction must be in [0, 1), got {refill_fraction}.")
-        self.source, self.buffer_size, self.batch_size = source, buffer_size, batch_size
-        self.seed, self.refill_fraction, self.drop_last, self.device = seed, refill_fraction, drop_last, device
-
-    @classmethod
-    def from_model(
-        cls,
-        model: Any,
-        point: str | HookPoint,
-        source: Any,
-        *,
-        buffer_size: int,
-        batch_size: int,
-        seed: int = 0,
-        model_batch_size: int = 8,
-        cache_dir: str | None = None,
-        source_id: str | None = None,
-        **harvest_kwargs: Any,
-    ) -> ActivationBuffer:
-        """A buffer over :func:`harvest_flat` (or :func:`~harness.models.cached_harvest` when
-        ``cache_dir`` is given) of ``model`` at ``point``.
-
-        ``batch_size`` is the buffer's output batch (rows); ``model_batch_size`` the number
-        of sequences per forward pass; other keywords go to :func:`harvest_flat`.
-        """
-        harvest_kwargs["batch_size"] = model_batch_size
-        if cache_dir is not None:
-            from .cache import cached_harvest
-
-            stream: Iterable[torch.Tensor] = _Reiterable(
-                lambda: cached_harvest(model, point, source, cache_dir=cache_dir, source_id=source_id, **harvest_kwargs)
-            )
-        else:
-            stream = _Reiterable(lambda: harvest_flat(model, point, source, **harvest_kwargs))
-        return cls(stream, buffer_size=buffer_size, batch_size=batch_size, seed=seed)
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        import torch
-
-        gen = torch.Generator().manual_seed(self.seed)
-        chunks = iter(self.source)
-        store: torch.Tensor | None = None
-        filled = 0
-        carry: torch.Tensor | None = None
-        exhausted = False
-        low = int(self.buffer_size * self.refill_fraction)
-        while True:
-            while filled < self.buffer_size and not exhausted:  # top up
-                if carry is None or carry.shape[0] == 0:
-                    carry = next(chunks, None)
-                    if carry is None:
-                        exhausted = True
-                        break
-                    carry = carry.reshape(-1, carry.shape[-1]).to(self.device or carry.device)
-                if store is None:
-                    store = carry.new_empty((self.buffer_size, carry.shape[-1]))
-                take = min(self.buffer_size - filled, carry.shape[0])
-                store[filled : filled + take] = carry[:take]
-                filled += take
-                carry = carry[take:]
-            if store is None or filled == 0:
-                return
-            perm = torch.randperm(filled, generator=gen).to(store.device)
-            store[:filled] = store[:filled][perm]
-            n_batches = filled // self.batch_size
-            if not exhausted:  # use the buffer down to `low` rows, but at least one batch per fill
-                n_batches = min(n_batches, max(1, (filled - low) // self.batch_size))
-            start = 0
-            for _ in range(n_batches):
-                yield store[start : start + self.batch_size].clone()
-                start += self.batch_size
-            if exhausted:
-                if filled - start > 0 and not self.drop_last:
-                    yield store[start:filled].clone()
-                return
-            store[: filled - start] = store[start:filled].clone()  # keep the unused rows at the front
-            filled -= start
-
-
-class _Reiterable:
-    """An iterable that calls ``factory()`` for each new iteration."""
-
-    def __init__(self, factory: Any) -> None:
-        self.factory = factory
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.factory())
+    for acts, _ in harvest_flat_with_tokens(
+        model, point, source, tokenizer=tokenizer, exclude_bos=exclude_bos, exclude_pad=exclude_pad,
+        bos_token_id=bos_token_id, **harvest_kwargs,
+    ):  # fmt: skip
+        yield acts

@@ -3,7 +3,7 @@
 Importing this package is cheap; torch is imported when a name below is first used.
 
 - :func:`train_sae`, :class:`TrainLog`, :func:`activations_from_model` (``harness.sae.trainer``)
-- :class:`TrainConfig`, :class:`SAEConfig` (``harness.sae.config``, no torch)
+- :class:`SAETrainConfig`, :class:`SAEConfig` (``harness.sae.config``, no torch)
 - :class:`SAEBase` (``harness.sae.base``): the torch side of every built-in learner
 - :func:`load_sae` (``harness.sae.io``): load any harness- or SAELens-format folder
 - :func:`topk_encode`, :func:`sparse_decode` (``harness.sae.kernels``)
@@ -19,7 +19,7 @@ _EXPORTS = {
     "TrainLog": "trainer",
     "activations_from_model": "trainer",
     "lr_factor": "trainer",
-    "TrainConfig": "config",
+    "SAETrainConfig": "config",
     "SAEConfig": "config",
     "SAEBase": "base",
     "load_sae": "io",

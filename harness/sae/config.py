@@ -1,7 +1,7 @@
 """Pydantic configs shared by the dictionary learners (no torch import here).
 
 Every learner's ``Config`` subclasses :class:`SAEConfig`; learners override defaults by
-re-declaring a field. :class:`TrainConfig` is the shared trainer's config.
+re-declaring a field. :class:`SAETrainConfig` is the shared trainer's config.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class SAEConfig(PluginConfig):
         return self.d_sae if self.d_sae is not None else self.expansion_factor * d_in
 
 
-class TrainConfig(PluginConfig):
+class SAETrainConfig(PluginConfig):
     """Options of :func:`harness.sae.train_sae` (the same for every learner)."""
 
     batch_size: int = Field(4096, ge=1, description="Activations (tokens) per optimiser step.")

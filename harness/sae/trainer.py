@@ -30,7 +30,7 @@ import torch
 
 from harness.config import validate_config
 from harness.errors import HarnessError
-from harness.sae.config import TrainConfig
+from harness.sae.config import SAETrainConfig
 
 
 @dataclass
@@ -134,7 +134,7 @@ def activations_from_model(
 ) -> Any:
     """A shuffling :class:`~harness.models.ActivationBuffer` over ``model`` at ``hook_point``
     (BOS and padding excluded), ready to pass to :func:`train_sae`."""
-    from harness.models.harvest import ActivationBuffer
+    from harness.models.buffer import ActivationBuffer
 
     return ActivationBuffer(
         _Harvest(model, hook_point, token_source, context_length, model_batch_size, harvest_kwargs),
@@ -162,7 +162,7 @@ class _Harvest:
 
 
 # --------------------------------------------------------------------------- schedule
-def lr_factor(step: int, steps: int, cfg: TrainConfig) -> float:
+def lr_factor(step: int, steps: int, cfg: SAETrainConfig) -> float:
     warm = cfg.warmup_steps if cfg.warmup_steps is not None else min(1000, int(0.05 * steps))
     f = 1.0
     if warm > 0 and step < warm:
@@ -224,7 +224,7 @@ class TrainStep:
     loss under autocast, backward, parallel-gradient removal, clipping, scheduled Adam step,
     decoder renormalisation, the learner's ``after_step``."""
 
-    def __init__(self, sae: Any, cfg: TrainConfig, total_steps: int, device: torch.device) -> None:
+    def __init__(self, sae: Any, cfg: SAETrainConfig, total_steps: int, device: torch.device) -> None:
         self.sae, self.cfg, self.total_steps = sae, cfg, total_steps
         self.params = [p for p in sae.parameters() if p.requires_grad]
         self.lr = sae.config.lr or sae.default_lr()
@@ -269,7 +269,7 @@ def train_sae(
     config: Any = None,
     activations: Any = None,
     *,
-    train: TrainConfig | Mapping[str, Any] | None = None,
+    train: SAETrainConfig | Mapping[str, Any] | None = None,
     d_in: int | None = None,
     checkpoint_dir: str | Path | None = None,
     metadata: Mapping[str, Any] | None = None,
@@ -281,13 +281,13 @@ def train_sae(
     training); ``config``: its Config (or a dict). ``activations``: ``[n, d_in]`` tensor,
     an :class:`~harness.models.ActivationBuffer` (see :func:`activations_from_model`) or any
     iterable of ``[*, d_in]`` chunks. ``train`` and keyword ``overrides`` (steps, tokens,
-    batch_size, seed, device, autocast, ...) form the :class:`TrainConfig`.
+    batch_size, seed, device, autocast, ...) form the :class:`SAETrainConfig`.
     """
     from harness.models.loading import resolve_device
 
-    data = dict(train.model_dump() if isinstance(train, TrainConfig) else (train or {}))
+    data = dict(train.model_dump() if isinstance(train, SAETrainConfig) else (train or {}))
     data.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = validate_config(TrainConfig, data, where="train_sae options")
+    cfg = validate_config(SAETrainConfig, data, where="train_sae options")
     if cfg.steps is None and cfg.tokens is None and not isinstance(activations, torch.Tensor):
         raise ValueError("train_sae needs steps= or tokens= (or an in-memory tensor, trained for one epoch).")
     steps = cfg.steps or (math.ceil(cfg.tokens / cfg.batch_size) if cfg.tokens else activations.shape[0] // cfg.batch_size)

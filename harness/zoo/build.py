@@ -17,18 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.zoo.info import CHECKPOINTS_DIR
-from harness.zoo.train import SIZES, TINY_SIZES, ModelSize, TrainConfig, pack_rows, train_model
-from harness.zoo.world import WORLD_VERSION, World
+from harness.zoo.train import SIZES, TINY_SIZES, ModelSize, ZooTrainConfig, pack_rows, train_model
+from harness.zoo.world import WORLD_VERSION, World, world_for
 
 DEFAULT_TOKENS = 3_014_656  # 736 steps of 32 x 128 tokens
 TINY_TOKENS = 8 * 64 * 16
-
-
-def _world_for(seed: int, tiny: bool) -> World:
-    """The world of a build: the default ``World(seed)`` or a miniature one for tiny builds."""
-    if tiny:
-        return World(seed, n_cities=60, n_persons=40, n_elements=30, canary_window=250, canary_repetitions=(1, 4, 16), canaries_per_level=1, n_controls=2)
-    return World(seed)
 
 
 def token_stream(world: World, tokenizer: Any, n_tokens: int) -> tuple[Any, dict[str, Any]]:
@@ -133,8 +126,8 @@ def build_zoo(
         torch.set_num_threads(threads)
     out = Path(out_dir) if out_dir is not None else CHECKPOINTS_DIR
     out.mkdir(parents=True, exist_ok=True)
-    world = _world_for(seed, tiny)
-    cfg = TrainConfig(ctx=64, batch=8, seed=seed, warmup_steps=4, state_every=8, revisions=(0.5,)) if tiny else TrainConfig(seed=seed)
+    world = world_for(seed, tiny)
+    cfg = ZooTrainConfig(ctx=64, batch=8, seed=seed, warmup_steps=4, state_every=8, revisions=(0.5,)) if tiny else ZooTrainConfig(seed=seed)
     n_tokens = tokens or (TINY_TOKENS if tiny else DEFAULT_TOKENS)
     key = {"world_version": WORLD_VERSION, "seed": seed, "tokens": n_tokens, "tiny": tiny, "ctx": cfg.ctx, "batch": cfg.batch}
     t0 = time.time()

@@ -90,8 +90,8 @@ def zoo_info(root: str | Path | None = None, revision: str = "main") -> list[dic
 
 def reevaluate(root: str | Path | None = None, threads: int | None = None) -> None:
     """Recompute the evaluation of every revision of every model and store it in its record."""
-    from harness.zoo.build import _world_for
     from harness.zoo.evaluate import evaluate_model_dir
+    from harness.zoo.world import world_for
 
     if threads:
         import torch
@@ -102,5 +102,5 @@ def reevaluate(root: str | Path | None = None, threads: int | None = None) -> No
         p = r / name / "zoo_model.json"
         rec = json.loads(p.read_text())
         b = rec["build"]
-        rec["eval"] = evaluate_model_dir(r / name, rec["revisions"], _world_for(b["seed"], b["tiny"]))
+        rec["eval"] = evaluate_model_dir(r / name, rec["revisions"], world_for(b["seed"], b["tiny"]))
         p.write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")

@@ -70,7 +70,7 @@ TINY_SIZES: dict[str, ModelSize] = {
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class ZooTrainConfig:
     """Optimisation settings shared by all sizes of one build."""
 
     ctx: int = 128
@@ -92,7 +92,7 @@ def pack_rows(tokens: np.ndarray, ctx: int) -> np.ndarray:
     return tokens[idx]
 
 
-def lr_at(step: int, total: int, cfg: TrainConfig, peak: float) -> float:
+def lr_at(step: int, total: int, cfg: ZooTrainConfig, peak: float) -> float:
     """Linear warm-up then cosine decay to ``min_lr_frac * peak``."""
     if step < cfg.warmup_steps:
         return peak * (step + 1) / cfg.warmup_steps
@@ -100,7 +100,7 @@ def lr_at(step: int, total: int, cfg: TrainConfig, peak: float) -> float:
     return peak * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def revision_steps(total: int, cfg: TrainConfig) -> list[int]:
+def revision_steps(total: int, cfg: ZooTrainConfig) -> list[int]:
     """Steps (1-based counts of optimizer steps taken) saved as ``step{N}`` revisions."""
     return sorted({max(1, int(total * f)) for f in cfg.revisions if int(total * f) < total})
 
@@ -135,7 +135,7 @@ def train_model(
     tokenizer: Any,
     out_dir: Path,
     state_dir: Path,
-    cfg: TrainConfig,
+    cfg: ZooTrainConfig,
     progress: bool = True,
     resume: bool = True,
 ) -> dict[str, Any]:

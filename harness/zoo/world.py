@@ -14,6 +14,7 @@
 * **canaries** (random strings) placed 1, 2, 4, ..., 512 times in the first
   ``canary_window`` documents, plus never-seen **controls**.
 
+:func:`world_for` is the world a zoo build (default or tiny) trains on.
 :meth:`World.documents` streams the corpus; it is unbounded (documents are sampled i.i.d.
 from the mixture, indexed so any slice is reproducible), so rare facts stay rare however
 long a model trains.
@@ -375,3 +376,11 @@ class World:
             "n_controls": len(self._controls),
             "doc_kinds": DOC_KINDS,
         }
+
+
+def world_for(seed: int, tiny: bool) -> World:
+    """The world of a zoo build: the default ``World(seed)``, or a miniature one for tiny builds
+    (``harness zoo build --tiny``; a built model's ``zoo_model.json`` records both under ``build``)."""
+    if tiny:
+        return World(seed, n_cities=60, n_persons=40, n_elements=30, canary_window=250, canary_repetitions=(1, 4, 16), canaries_per_level=1, n_controls=2)
+    return World(seed)

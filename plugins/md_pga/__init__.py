@@ -1,7 +1,7 @@
 """Unlearning method "md_pga": Multi-direction PGA: the PGA edit along k orthonormal probe directions per depth.
 
-A thin subclass of ``harness_plugins.unlearning_suite.methods.ProbeEditMethod``; the fitting code lives in
-``harness_plugins.unlearning_suite.erasure`` (imported inside ``fit``).
+A thin subclass of ``harness.unlearning.methods.ProbeEditMethod``; the fitting code lives in
+``harness.unlearning.erasure`` (imported inside ``fit``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from harness import hookimpl
-from harness_plugins.unlearning_suite.methods import ProbeEditConfig, ProbeEditMethod
+from harness.unlearning.methods import ProbeEditConfig, ProbeEditMethod
 
 
 class MDPGA(ProbeEditMethod):

@@ -1,13 +1,16 @@
 """Unlearning method "mean_diff_projection": Project the class-mean difference out of every depth (live, depth by depth).
 
-A thin subclass of ``harness_plugins.unlearning_suite.methods.HookEditMethod``; the fitting code lives in
-``harness_plugins.unlearning_suite.erasure`` (imported inside ``fit``).
+A thin subclass of :class:`harness.unlearning.methods.HookEditMethod`: :meth:`MeanDiffProjection.edit`
+is the edit of one depth; :func:`harness.unlearning.erasure.fit_depthwise` fits it depth by depth.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness import hookimpl
-from harness_plugins.unlearning_suite.methods import HookEditConfig, HookEditMethod
+from harness.unlearning.erasure import AffineEdit
+from harness.unlearning.methods import HookEditConfig, HookEditMethod
 
 
 class MeanDiffProjection(HookEditMethod):
@@ -18,7 +21,11 @@ class MeanDiffProjection(HookEditMethod):
     class Config(HookEditConfig):
         pass  # own class so the schema title stays "Config"
 
-    erase_fn = "fit_mean_diff"
+    def edit(self, x: Any, y: Any) -> AffineEdit:
+        """Project out the class-mean difference w: h <- h - ((h - mu).w) w."""
+        d = x[y == 1].mean(0) - x[y == 0].mean(0)
+        d = (d / d.norm().clamp_min(1e-12)).unsqueeze(0)
+        return AffineEdit(U=d, V=d.clone(), t=(x.mean(0) @ d.T))
 
 
 @hookimpl

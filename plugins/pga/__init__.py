@@ -1,13 +1,13 @@
 """Unlearning method "pga": Probe-Geometry Alignment: one rank-one affine overshooting edit per depth along a live-refitted probe direction.
 
-A thin subclass of ``harness_plugins.unlearning_suite.methods.ProbeEditMethod``; the fitting code lives in
-``harness_plugins.unlearning_suite.erasure`` (imported inside ``fit``).
+A thin subclass of ``harness.unlearning.methods.ProbeEditMethod``; the fitting code lives in
+``harness.unlearning.erasure`` (imported inside ``fit``).
 """
 
 from __future__ import annotations
 
 from harness import hookimpl
-from harness_plugins.unlearning_suite.methods import ProbeEditConfig, ProbeEditMethod
+from harness.unlearning.methods import ProbeEditConfig, ProbeEditMethod
 
 
 class PGA(ProbeEditMethod):

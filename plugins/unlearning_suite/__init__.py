@@ -6,7 +6,7 @@ only the abstract is public). Per cell (unlearning method or the un-edited model
 1. labels: k-extractability (greedy continuation of a prefix reproduces the suffix exactly)
    of the zoo world's canaries + never-seen controls (or a user jsonl), balanced by class;
 2. the method fits an :class:`~harness.protocols.Intervention` on ``forget`` / ``retain``
-   (:class:`harness_plugins.unlearning_suite.data.UnlearningData`);
+   (:class:`harness.unlearning.data.UnlearningData`);
 3. with the intervention applied: the frozen probes (fitted on the un-edited model), seven
    re-fitted attacker probes, a leave-one-out probe, behavioural recall (k-extractability),
    retain perplexity and lm-eval accuracy deltas on the zoo tasks.
@@ -25,13 +25,12 @@ from harness import hookimpl
 from harness.config import PluginConfig
 from harness.protocols import ReportedMetric, Suite
 from harness.results import SuiteOutput
-
-from .data import Hook, Pooling, UnlearningData
+from harness.unlearning.data import Hook, Pooling
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.context import CellContext
 
-__all__ = ["UnlearningData", "UnlearningSuite"]
+__all__ = ["UnlearningSuite"]
 
 PAPER = "arXiv:2605.01699"
 ZOO_TASKS = ["zoo_agreement", "zoo_arithmetic", "zoo_facts_frequent", "zoo_first_letter", "zoo_sequence"]

@@ -9,10 +9,12 @@ import time
 from typing import Any
 
 from harness.results import SuiteOutput
+from harness.unlearning.data import UnlearningData, pooled_activations
+from harness.unlearning.erasure import hook_points
+from harness.unlearning.probes import fit_logistic, predict
 
-from .data import UnlearningData, balanced_indices, jsonl_sequences, k_extractable, pooled_activations, retain_sequences, zoo_sequences
-from .erasure import hook_points
-from .probes import ATTACKERS, attacker_accuracy, fit_logistic, loo_accuracy, predict
+from .data import balanced_indices, jsonl_sequences, k_extractable, retain_sequences, zoo_sequences
+from .probes import ATTACKERS, attacker_accuracy, loo_accuracy
 
 #: Work that is the same for every row of one (model, suite config, seed): labels, the
 #: frozen probes, the baseline's lm-eval scores. Kept for the life of the process only.

@@ -1,4 +1,4 @@
-"""Interventions and the fitting code of the built-in unlearning methods.
+"""Removable interventions of unlearning methods and the depth-by-depth fitting they share.
 
 Two kinds of :class:`harness.protocols.Intervention`, both removable:
 
@@ -7,6 +7,11 @@ Two kinds of :class:`harness.protocols.Intervention`, both removable:
   ``apply(model)``;
 - :class:`WeightEdit`: replacement parameter tensors copied in on enter and the originals
   copied back on exit.
+
+Fitting: :func:`fit_depthwise` fits one closed-form edit per depth on the live (upstream
+edits active) pooled activations (``leace``, ``mean_diff_projection``);
+:func:`fit_probe_edits` is the PGA family's live-refitted probe edit (``pga``, ``md_pga``,
+``pga_adversarial``). :func:`stable_id` names an intervention by everything it depends on.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,76 +155,17 @@ def fit_probe_edits(
     return out
 
 
-def fit_mean_diff(model: Any, forget: UnlearningData, *, hook: str, layers: list[int] | None, pooling: str, ident: str) -> HookEdits:
-    """Project out the (live) class-mean difference at every depth: h <- h - ((h - mu).w) w."""
+def fit_depthwise(
+    model: Any, forget: UnlearningData, edit: Callable[[Any, Any], AffineEdit], *, hook: str,
+    layers: list[int] | None, pooling: str, ident: str,
+) -> HookEdits:
+    """Depth by depth (upstream edits active, so each edit is fitted "live"): pool the
+    activations at the depth and add ``edit(x, y)`` (x ``[n, d]``, y the 0/1 labels) there."""
     import torch
 
     tokens, y = forget.tensor(), torch.tensor(forget.labels)
     out = HookEdits(id=ident)
     for point in hook_points(model, hook, layers):
         x = pooled_activations(model, tokens, [point], pooling, edits=out.functions(), prefix_len=forget.prefix_len)[0]
-        d = x[y == 1].mean(0) - x[y == 0].mean(0)
-        d = (d / d.norm().clamp_min(1e-12)).unsqueeze(0)
-        out.edits[point] = [AffineEdit(U=d, V=d.clone(), t=(x.mean(0) @ d.T))]
+        out.edits[point] = [edit(x, y)]
     return out
-
-
-def leace_edit(x: Any, y: Any, eps: float = 1e-6) -> AffineEdit:
-    """Closed-form LEACE (Belrose et al. 2023, arXiv 2306.03819) for a binary concept:
-    r(x) = x - W^+ P W (x - mu), W = Sigma^{-1/2} (pseudo-inverse on the data's span),
-    P = projection onto W Sigma_xz. Afterwards no linear probe beats the constant predictor."""
-    import torch
-
-    x = x.double()
-    z = y.double() - y.double().mean()
-    mu = x.mean(0)
-    xc = x - mu
-    sigma = xc.T @ xc / len(x)
-    sxz = xc.T @ z / len(x)
-    evals, evecs = torch.linalg.eigh(sigma)
-    keep = evals > eps * evals.max()
-    v, lam = evecs[:, keep], evals[keep]
-    W = v @ torch.diag(lam.rsqrt()) @ v.T
-    W_pinv = v @ torch.diag(lam.sqrt()) @ v.T
-    u = W @ sxz
-    u = u / u.norm().clamp_min(1e-30)
-    U, V = (W_pinv @ u).unsqueeze(0), (W @ u).unsqueeze(0)
-    return AffineEdit(U=U.float(), V=V.float(), t=(mu @ V.T).float())
-
-
-def fit_leace(model: Any, forget: UnlearningData, *, hook: str, layers: list[int] | None, pooling: str, ident: str) -> HookEdits:
-    import torch
-
-    tokens, y = forget.tensor(), torch.tensor(forget.labels)
-    out = HookEdits(id=ident)
-    for point in hook_points(model, hook, layers):
-        x = pooled_activations(model, tokens, [point], pooling, edits=out.functions(), prefix_len=forget.prefix_len)[0]
-        out.edits[point] = [leace_edit(x, y)]
-    return out
-
-
-def fit_gradient_ascent(
-    model: Any, forget: UnlearningData, retain: UnlearningData, *, steps: int, lr: float,
-    retain_weight: float, seed: int, ident: str,
-) -> WeightEdit:
-    """Ascend the suffix loss of the memorised (label 1) sequences and descend the loss on
-    ``retain`` text, on a copy of the model; returns the changed parameters as a WeightEdit."""
-    import copy
-
-    import torch
-
-    torch.manual_seed(seed)
-    hf = copy.deepcopy(getattr(model, "model", model)).float().train()
-    mem = forget.subset(1).tensor()
-    ret = retain.tensor()
-    p = forget.prefix_len + 1
-    opt = torch.optim.Adam(hf.parameters(), lr=lr)
-    for _ in range(steps):
-        opt.zero_grad()
-        logits = hf(input_ids=mem, use_cache=False).logits[:, p - 1 : -1]
-        f_loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), mem[:, p:].reshape(-1))
-        r_logits = hf(input_ids=ret, use_cache=False).logits[:, :-1]
-        r_loss = torch.nn.functional.cross_entropy(r_logits.reshape(-1, r_logits.shape[-1]), ret[:, 1:].reshape(-1))
-        (-f_loss + retain_weight * r_loss).backward()
-        opt.step()
-    return WeightEdit(id=ident, params={n: q.detach().clone() for n, q in hf.named_parameters()})

@@ -1,15 +1,16 @@
-"""Shared bases of the built-in activation-edit unlearning methods (``pga``, ``md_pga``,
-``pga_adversarial``, ``leace``, ``mean_diff_projection``).
+"""Bases of activation-edit unlearning methods (built in: ``pga``, ``md_pga``,
+``pga_adversarial``, ``leace``, ``mean_diff_projection``; a third party's can subclass them too).
 
 Each of those plugins is a thin subclass: it names itself, subclasses one of the configs
-below (adding its own fields) and says how many probe directions / rounds it uses or which
-closed-form edit it fits. The fitting code lives in :mod:`.erasure` (imported inside ``fit``,
-so importing a plugin stays light).
+below (adding its own fields) and says how many probe directions / rounds it uses
+(:class:`ProbeEditMethod`) or which closed-form edit it fits at each depth
+(:meth:`HookEditMethod.edit`). The shared fitting code lives in :mod:`.erasure` (imported
+inside ``fit``, so importing a plugin stays light).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import Field
 
@@ -38,12 +39,10 @@ class ProbeEditConfig(HookEditConfig):
 
 class HookEditMethod(UnlearningMethod):
     """Base of the closed-form per-depth edits: ``fit`` hashes the inputs into a stable id and
-    calls :meth:`fit_edits`, by default the function ``erase_fn`` of :mod:`.erasure` (e.g.
-    ``fit_leace``) with the config's hook, layers and pooling."""
+    calls :meth:`fit_edits`, by default :func:`.erasure.fit_depthwise` with the config's hook,
+    layers and pooling and the subclass's :meth:`edit`."""
 
     Config = HookEditConfig
-    #: Name of the :mod:`.erasure` function fitting the edit (closed-form methods set it).
-    erase_fn: ClassVar[str]
 
     @classmethod
     def check(cls, config: PluginConfig, shape: Any) -> list[str]:
@@ -57,12 +56,17 @@ class HookEditMethod(UnlearningMethod):
 
         return self.fit_edits(model, forget, ident=stable_id(self.name, self.config, seed, forget, model))
 
+    def edit(self, x: Any, y: Any) -> Any:
+        """The :class:`~.erasure.AffineEdit` of one depth, fitted on pooled activations ``x``
+        ``[n, d]`` with 0/1 labels ``y`` (1 = erase); closed-form methods override it."""
+        raise NotImplementedError(f"{type(self).__name__} must override edit(x, y) or fit_edits(...).")
+
     def fit_edits(self, model: Any, forget: Any, *, ident: str) -> Intervention:
         """The edit fitted on ``forget`` (labels 1 = erase), with the given stable ``ident``."""
-        from . import erasure
+        from .erasure import fit_depthwise
 
         c = self.config
-        return getattr(erasure, self.erase_fn)(model, forget, hook=c.hook, layers=c.layers, pooling=c.pooling, ident=ident)
+        return fit_depthwise(model, forget, self.edit, hook=c.hook, layers=c.layers, pooling=c.pooling, ident=ident)
 
 
 class ProbeEditMethod(HookEditMethod):
