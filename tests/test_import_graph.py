@@ -1,109 +1,53 @@
-"""No import cycle among harness modules (function-level imports count; `if TYPE_CHECKING:` does not)."""
+"""Layering of the core: no import cycle among harness modules (function-level imports count,
+`if TYPE_CHECKING:` blocks do not), and the directions the architecture fixes."""
 
 import ast
-from pathlib import Path
 
-import harness
-
-ROOT = Path(harness.__file__).parent
-
-
-def _module_name(path: Path) -> str:
-    rel = path.relative_to(ROOT.parent).with_suffix("")
-    parts = list(rel.parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def _is_type_checking(node: ast.If) -> bool:
-    t = node.test
-    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
-        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
-
-
-def _imports(tree: ast.AST, module: str, is_package: bool, known: set[str]) -> set[str]:
-    """harness modules imported anywhere in ``tree`` (outside TYPE_CHECKING blocks)."""
-    found: set[str] = set()
-
-    def resolve(name: str) -> str | None:
-        while name and name not in known:  # `from harness.x import y`: y may be a name, not a module
-            name = name.rpartition(".")[0]
-        return name or None
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child)
-            return
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                if a.name.startswith("harness.") or a.name == "harness":
-                    found.add(resolve(a.name))
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = module if is_package else module.rpartition(".")[0]
-                for _ in range(node.level - 1):
-                    base = base.rpartition(".")[0]
-                target = f"{base}.{node.module}" if node.module else base
-            else:
-                target = node.module or ""
-            if target == "harness" or target.startswith("harness."):
-                for a in node.names:
-                    sub = f"{target}.{a.name}"
-                    found.add(sub if sub in known else resolve(target))
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    found.discard(None)
-    found.discard(module)
-    return found
-
-
-def import_graph() -> dict[str, set[str]]:
-    paths = {_module_name(p): p for p in ROOT.rglob("*.py")}
-    known = set(paths)
-    graph = {}
-    for name, path in paths.items():
-        deps = _imports(ast.parse(path.read_text()), name, path.name == "__init__.py", known)
-        # importing a package runs its __init__: `harness` itself only re-exports a few names
-        graph[name] = {d for d in deps if d != "harness"}
-    return graph
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def dfs(n: str) -> list[str] | None:
-        state[n] = 1
-        stack.append(n)
-        for m in sorted(graph.get(n, ())):
-            if state.get(m) == 1:
-                return stack[stack.index(m):] + [m]
-            if m not in state and (c := dfs(m)):
-                return c
-        stack.pop()
-        state[n] = 2
-        return None
-
-    for n in sorted(graph):
-        if n not in state and (c := dfs(n)):
-            return c
-    return None
+from import_graph import _imports, core_graph, find_cycle, import_graph
 
 
 def test_no_import_cycle():
-    cycle = find_cycle(import_graph())
+    cycle = find_cycle(core_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
 def test_cycle_finder_finds_a_planted_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert find_cycle({"a": {"b"}, "b": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
 
 
 def test_graph_sees_function_level_imports_and_skips_type_checking():
     src = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import harness.b\ndef f():\n    from harness.c import x\n"
     assert _imports(ast.parse(src), "harness.a", False, {"harness.a", "harness.b", "harness.c"}) == {"harness.c"}
+
+
+def test_executors_sit_below_the_runner_and_the_cell_below_the_executors():
+    graph = core_graph()
+    for name, deps in graph.items():
+        if name.startswith("harness.executors"):
+            assert "harness.runner" not in deps, name
+    assert not {d for d in graph["harness.cell"] if d.startswith("harness.executors")}
+
+
+def test_harvest_builds_on_neither_cache_nor_buffer():
+    graph = core_graph()
+    assert graph["harness.models.harvest"].isdisjoint({"harness.models.cache", "harness.models.buffer"})
+    assert "harness.models.harvest" in graph["harness.models.cache"]
+
+
+def test_zoo_world_is_below_build_info_and_train():
+    graph = core_graph()
+    assert {d for d in graph["harness.zoo.world"] if d.startswith("harness.zoo")} <= {"harness.zoo.lexicon"}
+    assert "harness.zoo.build" not in graph["harness.zoo.info"]
+
+
+def test_site_reads_only_the_leaderboard_documents_and_formatters():
+    graph = core_graph()
+    assert graph["harness.site"] == {"harness.leaderboard.documents", "harness.leaderboard.markdown"}
+    for name in ("markdown", "statistics"):
+        assert graph[f"harness.leaderboard.{name}"] <= {"harness.leaderboard.documents", "harness.stats"}, name
+
+
+def test_the_core_imports_no_plugin():
+    offenders = {n: sorted(d for d in deps if d.startswith("harness_plugins")) for n, deps in import_graph().items()}
+    assert {n: d for n, d in offenders.items() if d} == {}

@@ -1,9 +1,8 @@
-"""The leaderboard package's layers: the site sits below the writer and reads no store."""
+"""The leaderboard package's layers: the site sits below the writer and reads no store (its
+import edges are checked in tests/test_import_graph.py)."""
 
-import ast
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -13,33 +12,6 @@ from harness.leaderboard import LeaderboardDoc, RowDoc, ValueDoc
 from harness.site import RecordArtifacts, build_site
 
 FORBIDDEN_FOR_SITE = ("harness.store", "harness.leaderboard.writing", "harness.leaderboard.building")
-
-
-def _harness_imports(path: Path) -> tuple[set[str], set[str]]:
-    """The harness modules a file imports at any depth (function-level imports included), and
-    those plus every ``module.name`` of its from-imports (so ``from harness import store`` counts)."""
-    modules: set[str] = set()
-    dotted: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            modules.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            modules.add(node.module)
-            dotted.update(f"{node.module}.{a.name}" for a in node.names)
-    modules = {m for m in modules if m == "harness" or m.startswith("harness.")}
-    return modules, modules | {m for m in dotted if m.startswith("harness.")}
-
-
-def test_site_imports_only_the_documents_and_formatters():
-    modules, names = _harness_imports(REPO / "harness" / "site.py")
-    assert modules == {"harness.leaderboard.documents", "harness.leaderboard.markdown"}
-    assert not {m for m in names if m.startswith(FORBIDDEN_FOR_SITE)}
-
-
-def test_markdown_and_statistics_import_only_the_documents():
-    for name in ("markdown", "statistics"):
-        modules, _ = _harness_imports(REPO / "harness" / "leaderboard" / f"{name}.py")
-        assert modules == {"harness.leaderboard.documents"}, name
 
 
 def test_importing_the_site_loads_no_store_building_or_writing():

@@ -101,7 +101,8 @@ def load_sae(directory: str | Path, registries: Any = None, format: str = "auto"
     if format not in SAE_FORMATS:
         raise HarnessError(f"Unknown SAE format {format!r}; choose one of {', '.join(SAE_FORMATS)}.")
     if not directory.is_dir():
-        raise HarnessError(f"SAE folder {directory} does not exist.")
+        raise HarnessError(f"SAE folder {directory} does not exist (expected a folder holding cfg.json and the "
+                           "weights, e.g. what `harness train-sae --output-dir` writes).")
     found = detect_format(directory)
     if format != "auto" and {format, found} != {"harness", "saelens"} and format != found:
         raise HarnessError(f"{directory} looks like a {found} folder, not {format}; use format: auto or {found}.")
