@@ -115,8 +115,24 @@ def compute_cell(pc: PlannedCell, store: Store, registries: Registries, *, devic
         status="ok" if error is None else "failed",
         output=output,
         error=error,
-        provenance=Provenance(**provenance(device, started, time.perf_counter() - t0)),
+        provenance=Provenance(**provenance(device, started, time.perf_counter() - t0),
+                              plugins=plugin_provenance(pc, registries)),
     )
+
+
+def plugin_provenance(pc: PlannedCell, registries: Registries) -> dict[str, dict[str, str | None]]:
+    """Role -> {name, plugin, distribution, version, origin} of the suite, method and model source
+    of a cell (built-ins name harness's distribution and version)."""
+    roles = {"suite": registries.suites.entry(pc.suite_cls.name),
+             "model_source": registries.model_sources.entry(pc.model_ref.source)}
+    if pc.method_cls is not None:
+        roles["method"] = registries[pc.method_cls.kind].entry(pc.method_cls.name)
+    out: dict[str, dict[str, str | None]] = {}
+    for role, entry in roles.items():
+        src = registries.plugin_set.sources.get(entry.origin)
+        out[role] = {"name": entry.name, "plugin": entry.origin, "distribution": src.distribution if src else None,
+                     "version": src.version if src else None, "origin": src.origin if src else None}
+    return out
 
 
 def publish_record(record: RunRecord, store: Store, *, force: bool = False) -> Outcome:

@@ -167,13 +167,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     spec = _spec_from_args(args)
     store = Store(spec.output_dir)
     counts: Counter[tuple[str, str]] = Counter()
-    for c in plan(spec, regs):
+    cells = plan(spec, regs)
+    others = _records_of_other_versions(store, cells)
+    for c in cells:
         rec = store.get(c.cell.suite, c.key)
         counts[(c.cell.suite, "pending" if rec is None else rec.status)] += 1
     for suite in sorted({s for s, _ in counts}):
-        print(f"{suite}: done {counts[(suite, 'ok')]}, failed {counts[(suite, 'failed')]}, "
-              f"pending {counts[(suite, 'pending')]}")
+        line = (f"{suite}: done {counts[(suite, 'ok')]}, failed {counts[(suite, 'failed')]}, "
+                f"pending {counts[(suite, 'pending')]}")
+        stale = others.get(suite, [])
+        if stale:
+            versions = sorted({", ".join(f"{k}=={v}" for k, v in r.cell.plugins.items()) or "built-ins only"
+                               for r in stale})
+            line += f" ({len(stale)} pending cells have records made by other plugin versions: {'; '.join(versions)})"
+        print(line)
     return 0
+
+
+def _records_of_other_versions(store, cells):  # noqa: ANN001, ANN202
+    """suite -> records of the same row, model and seed as a pending cell whose plugin versions differ."""
+    planned = {c.key for c in cells}
+    pending = {(c.cell.suite, c.label, c.cell.model, c.cell.seed): c for c in cells
+               if store.status(c.cell.suite, c.key) is None}
+    out: dict[str, list] = {}
+    for suite in {s for s, *_ in pending}:
+        for rec in store.records(suite):
+            c = pending.get((suite, rec.label, rec.cell.model, rec.cell.seed))
+            if c is not None and rec.key not in planned and rec.cell.plugins != c.cell.plugins:
+                out.setdefault(suite, []).append(rec)
+    return out
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

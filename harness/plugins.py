@@ -261,6 +261,35 @@ class Registries:
             f"{', '.join(sorted(names)) or 'none registered'}. Run `harness plugins` to list them."
         )
 
+    def plugin_identity(self, origin: str) -> tuple[str, str] | None:
+        """``(name, version)`` identifying the code of plugin ``origin`` in cell keys, or None for the
+        built-ins (harness's own distribution, versioned by its suites). A distribution gives
+        ``(distribution, version)``; a one-file plugin, or a module registered in-process,
+        ``("file:<file name>", sha256 of its source)``."""
+        source = self.plugin_set.sources.get(origin)
+        if source is None or source.distribution == OWN_DISTRIBUTION:
+            return None
+        if source.distribution:
+            return source.distribution, source.version or "unknown"
+        obj = self.plugin_set.pm.get_plugin(origin)
+        path = getattr(obj, "__file__", None) or getattr(sys.modules.get(getattr(obj, "__module__", "")), "__file__", None)
+        if not path:
+            return None
+        import hashlib
+
+        return f"file:{Path(path).name}", "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+    def cell_plugins(self, *classes: type[Any] | None) -> dict[str, str]:
+        """The third-party plugins taking part in a cell: those of ``classes`` (suite, method, model
+        source) and every third-party metric plugin (suites compute every registered metric of
+        their scopes, so any of them may add a column)."""
+        origins: list[str] = []
+        for kind, entry in self.all_entries():
+            if any(entry.obj is c for c in classes if c is not None) or kind == "metric":
+                origins.append(entry.origin)
+        ids = (self.plugin_identity(o) for o in dict.fromkeys(origins))
+        return dict(sorted(i for i in ids if i is not None))
+
     def all_entries(self) -> list[tuple[str, Entry[Any]]]:
         return [(kind, e) for kind, reg in self.by_kind.items() for e in reg.entries()]
 

@@ -1,4 +1,4 @@
-"""Provenance of a run record: versions, git hash, device, times (DESIGN.md §6.7)."""
+"""Provenance of a run record: versions, git hash, device, times (README: "What `harness run` does")."""
 
 from __future__ import annotations
 

@@ -67,9 +67,18 @@ class Cell(BaseModel):
     seed: int
     dtype: str
     extra_metrics: list[str] = Field(default_factory=list, description="Model-scope metrics added by the spec.")
+    plugins: dict[str, str] = Field(
+        default_factory=dict,
+        description="Versions of the third-party plugins that take part (distribution -> version; a one-file "
+        "plugin -> sha256 of its file): a new version recomputes the cell. Built-ins are covered by the suite "
+        "version, as before.",
+    )
 
     def key(self) -> str:
-        return content_hash(self.model_dump(mode="json"))
+        data = self.model_dump(mode="json")
+        if not data["plugins"]:  # cells of built-in plugins only keep the keys they always had
+            data.pop("plugins")
+        return content_hash(data)
 
 
 class Provenance(BaseModel):

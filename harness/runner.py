@@ -131,6 +131,7 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                 resolved[model] = str(source.resolve(model.name, model.revision)["fingerprint"])
             for mspec, mcls in rows:
                 mcfg = mcls.parse_config(mspec.config) if mcls and mspec else None
+                plugins = registries.cell_plugins(suite_cls, mcls, registries.model_sources.get(model.source))
                 for seed in spec.seeds:
                     cell = Cell(
                         suite=suite_cls.name,
@@ -144,6 +145,7 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                         seed=seed,
                         dtype=spec.dtype,
                         extra_metrics=list(spec.extra_metrics),
+                        plugins=plugins,
                     )
                     label = mspec.display if mspec else "base model"
                     if s.name in repeated:  # e.g. the sae suite at two hook points: one row per entry

@@ -19,11 +19,11 @@ def toy_registries():
     return registries_with(("toy", toy_plugins))
 
 
-def make_distribution(root: Path, name: str, entry_points: dict[str, str]) -> Path:
+def make_distribution(root: Path, name: str, entry_points: dict[str, str], version: str = "0.1") -> Path:
     """A minimal installed-distribution record under ``root`` (put ``root`` on sys.path / PYTHONPATH)."""
-    info = root / f"{name.replace('-', '_')}-0.1.dist-info"
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
     eps = "".join(f"{k} = {v}\n" for k, v in entry_points.items())
     (info / "entry_points.txt").write_text(f"[harness]\n{eps}")
     return root

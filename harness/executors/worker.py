@@ -87,6 +87,9 @@ def rebuild_cell(payload: dict[str, Any], registries: Registries) -> PlannedCell
     if method_cls is not None and (method_cls.kind != cell.method_kind
                                    or method_cfg.model_dump(mode="json") != cell.method_config):
         problems.append("method kind or config differs once validated here")
+    plugins = registries.cell_plugins(suite_cls, method_cls, registries.model_sources.get(model_ref.source))
+    if plugins != cell.plugins:
+        problems.append(f"plugin versions {plugins} != planned {cell.plugins}")
     if fingerprint != cell.model_fingerprint:
         problems.append(f"model fingerprint {fingerprint} != planned {cell.model_fingerprint}")
     if cell.key() != payload["key"]:
