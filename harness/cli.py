@@ -11,7 +11,8 @@ from harness.kinds import kind_names
 
 #: Commands of harness itself; any other command name is looked up among the plugins'
 #: ``register_commands`` (which loads the plugins, so ``harness --help`` stays light).
-BUILTIN_COMMANDS = ("plugins", "run", "status", "leaderboard", "publish", "schema", "new-plugin", "zoo", "train-sae")
+BUILTIN_COMMANDS = ("plugins", "run", "status", "leaderboard", "publish", "schema", "new-plugin", "zoo", "train-sae",
+                    "eval-sae")
 #: Built-in commands whose options come from plugins (the executors' flags of `harness run`).
 PLUGIN_OPTION_COMMANDS = ("run",)
 
@@ -385,6 +386,9 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
         pass
     else:
         configure_train_sae(sub)
+        from harness.sae.eval_cli import configure_parser as configure_eval_sae
+
+        configure_eval_sae(sub, run=cmd_run, add_executor_args=_add_executor_args)
 
 
 def _command_of(argv: list[str]) -> tuple[str | None, list[str]]:
