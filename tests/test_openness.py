@@ -316,3 +316,29 @@ def test_eval_sae_labels_are_distinct():
 
     assert row_labels(["a/sae", "b/sae", "c/other"], []) == ["sae", "sae-2", "other"]
     assert row_labels(["a", "b"], ["x", "y"]) == ["x", "y"]
+
+
+def test_each_suite_adds_the_computed_metrics_of_its_scope():
+    """Which extras each suite computes: a third party's metric of the scope, never a detector (scored through
+    its AUROC), never a metric some suite declares as its own; include / exclude select by name."""
+    from harness import hookimpl
+    from harness.metric_selection import extra_metric_names
+    from harness.protocols import Metric
+    from harness.testing import registries_with
+
+    def metric(name, scope, **attrs):
+        return type(name, (Metric,), {"name": name, "scope": scope, "higher_is_better": True,
+                                      "compute": lambda self, inputs: 0.0, "__module__": __name__, **attrs})
+
+    extra = [metric("tp_gen", "generations"), metric("tp_detector", "generations", detector=True),
+             metric("tp_edit", "intervention"), metric("tp_sae", "sae"), metric("tp_model", "model")]
+    plugin = type("TP", (), {"register_metrics": staticmethod(hookimpl(lambda register: [register(m) for m in extra]))})
+    regs = registries_with(("tp", plugin), builtins=True)
+    got = {s: extra_metric_names(regs.suites.get(s).Config(), regs)
+           for s in ("sae", "unlearning", "hallucination", "hallucination_detection")}
+    assert got == {"sae": ["tp_sae"], "unlearning": ["tp_edit"], "hallucination": ["tp_gen"],
+                   "hallucination_detection": ["tp_gen"]}
+    cfg = regs.suites.get("hallucination").Config
+    assert extra_metric_names(cfg(metrics={"include": ["hallucination_auroc"]}), regs) == ["hallucination_auroc"]
+    assert extra_metric_names(cfg(metrics={"exclude": ["tp_gen"]}), regs) == []
+    assert extra_metric_names(cfg(metrics={"include": []}), regs) == []
