@@ -11,9 +11,10 @@ from harness.kinds import kind_names
 
 #: Commands of harness itself; any other command name is looked up among the plugins'
 #: ``register_commands`` (which loads the plugins, so ``harness --help`` stays light).
-BUILTIN_COMMANDS = ("plugins", "run", "status", "leaderboard", "publish", "schema", "new-plugin", "zoo", "train-sae")
+BUILTIN_COMMANDS = ("plugins", "run", "status", "leaderboard", "publish", "schema", "new-plugin", "zoo", "train-sae",
+                    "eval-sae")
 #: Built-in commands whose options come from plugins (the executors' flags of `harness run`).
-PLUGIN_OPTION_COMMANDS = ("run",)
+PLUGIN_OPTION_COMMANDS = ("run", "eval-sae")
 
 
 def _registries(args: argparse.Namespace):  # noqa: ANN202 - lazy import keeps --help light
@@ -334,12 +335,12 @@ def build_parser(registries=None) -> argparse.ArgumentParser:  # noqa: ANN001
     p.add_argument("--dir", default=".", help="Parent folder of the new package.")
     p.set_defaults(func=cmd_new_plugin)
 
-    _add_optional_commands(sub)
+    _add_optional_commands(sub, registries)
     parser.plugin_commands = registries.add_commands(sub) if registries is not None else {}  # type: ignore[attr-defined]
     return parser
 
 
-def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
+def _add_optional_commands(sub: argparse._SubParsersAction, registries=None) -> None:  # noqa: ANN001
     """Commands of core sub-packages that may be absent in a slim install (e.g. the zoo)."""
     try:
         from harness.zoo.cli import configure_parser
@@ -353,6 +354,9 @@ def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
         pass
     else:
         configure_train_sae(sub)
+        from harness.sae.eval_cli import configure_parser as configure_eval_sae
+
+        configure_eval_sae(sub, run=cmd_run, add_executor_args=lambda p: _add_executor_args(p, registries))
 
 
 def _command_of(argv: list[str]) -> tuple[str | None, list[str]]:

@@ -15,6 +15,7 @@ from harness.cell import PlannedCell
 from harness.config import ComponentSpec, ModelRef, RunSpec
 from harness.errors import SpecError
 from harness.executors.base import RunSummary
+from harness.metric_selection import selection_problems
 from harness.plugins import Registries
 from harness.protocols import Plugin, ReportedMetric, Suite
 from harness.results import Cell, RunRecord
@@ -96,7 +97,9 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
         if mcls.scope != "model":
             raise SpecError(
                 f'extra_metrics: "{name}" has scope "{mcls.scope}"; only model-scope metrics can be added to '
-                "every cell. Use a suite that computes it instead."
+                f"every cell. A registered {mcls.scope}-scope metric is already a column of the boards of the suites "
+                f"of that scope; choose per suite with suites[].config.metrics: {{include: [{name}]}} (or exclude), "
+                "and drop it from extra_metrics."
             )
         if issubclass(mcls, ReportedMetric):
             raise SpecError(
@@ -112,6 +115,9 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
     for i, s in enumerate(suite_specs):
         suite_cls = registries.suites.get(s.name)
         suite_cfg = suite_cls.parse_config(s.config, at=f"suites[{i}].config")
+        selection = selection_problems(suite_cfg, registries, f"suites[{i}].config")
+        if selection:
+            raise SpecError("\n".join(selection))
         for metric in suite_cls.metrics:
             if metric not in registries.metrics:
                 raise SpecError(

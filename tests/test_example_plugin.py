@@ -11,10 +11,11 @@ EXAMPLE = REPO / "docs" / "example-plugin"
 
 
 def _env(tmp_path):
-    make_distribution(tmp_path, "harness-example-metric", {"example_metric": "harness_example_metric"})
+    make_distribution(tmp_path, "harness-example-metric", {"example_metric": "harness_example_metric",
+                                                           "example_learner": "harness_example_metric.learner"})
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(EXAMPLE), env.get("PYTHONPATH", "")])
-    env["HARNESS_LOAD_PLUGINS"] = "example_metric"
+    env["HARNESS_LOAD_PLUGINS"] = "example_metric,example_learner"
     return env
 
 
@@ -26,6 +27,9 @@ def test_installed_example_shows_in_plugins(tmp_path):
     row = rows["embedding_anisotropy"]
     assert row["kind"] == "metric" and row["distribution"] == "harness-example-metric"
     assert row["version"] == "0.1" and row["hooks"] == ["register_metrics"]
+    learner = rows["example_threshold_sae"]
+    assert learner["kind"] == "dictionary_learner" and learner["distribution"] == "harness-example-metric"
+    assert learner["plugin"] == "example_learner" and learner["hooks"] == ["register_dictionary_learners"]
 
 
 def test_example_own_tests_pass(tmp_path):

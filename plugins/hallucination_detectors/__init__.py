@@ -23,6 +23,7 @@ from pydantic import Field
 from harness import hookimpl
 from harness.config import PluginConfig
 from harness.metric_inputs import GenerationsInputs, SampledAnswers
+from harness.metric_selection import SelectsMetrics, extra_metric_names, keep
 from harness.protocols import Metric, ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
 from harness.stats import auroc, auroc_stderr, binomial_stderr
@@ -185,7 +186,14 @@ class HallucinationDetectionSuite(Suite):
     metrics = ("hallucination_auroc", "hallucination_detector_ms", "hallucination_rate")
     default_models = ("zoo:zoo-96",)
 
-    class Config(PluginConfig):
+    class Config(SelectsMetrics):
+        metric_scope = "generations"  # registered computed generations metrics are columns (metrics: include/exclude)
+
+        @classmethod
+        def not_extra(cls, metric_cls: type[Any]) -> bool:
+            """Detectors (``detector = True``) are scored through hallucination_auroc, not as columns."""
+            return bool(getattr(metric_cls, "detector", False))
+
         preset: Literal["quick", "full"] = Field(
             "quick", description="'quick' (30 questions per split, K=8; seconds) or 'full' (130 per split, K=16)."
         )
@@ -239,9 +247,10 @@ class HallucinationDetectionSuite(Suite):
             dt = time.perf_counter() - t0
             ms.append(ms_m.value(1000.0 * dt / len(qs), key=name, n=len(qs)))
         inputs = dataclasses.replace(inputs, scores=scores)
-        (rate,) = cell.compute_metrics(inputs, ["hallucination_rate"])
-        aurocs = cell.compute_metrics(inputs, ["hallucination_auroc"])
-        out = [rate, *(v for pair in zip(aurocs, ms) for v in pair)]
+        rate = cell.compute_metrics(inputs, keep(cfg, ["hallucination_rate"]))
+        aurocs = cell.compute_metrics(inputs, keep(cfg, ["hallucination_auroc"]))
+        out = [*rate, *(v for pair in zip(aurocs, ms) for v in pair)] if aurocs else [*rate, *ms]
+        out += cell.compute_metrics(inputs, extra_metric_names(cfg, cell.registries))  # a third party's metrics
         details = {"questions": len(qs), "k": k, "hallucinated": sum(labels),
                    "examples": [{"prompt": q.prompt, "truth": q.truth, "greedy": q.greedy, "samples": q.texts}
                                 for q in qs[:: max(1, len(qs) // 6)]]}

@@ -20,6 +20,7 @@ from pydantic import Field
 from harness import hookimpl
 from harness.config import PluginConfig
 from harness.metric_inputs import SAEInputs
+from harness.metric_selection import SelectsMetrics
 from harness.protocols import Metric, ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
 
@@ -272,7 +273,9 @@ class SAEBenchSuite(Suite):
     default_models = ("zoo:zoo-96",)
     default_methods = ("topk", "vsae_topk", "batchtopk")  # the seed paper's pair plus one; relu_l1 needs a longer budget
 
-    class Config(PluginConfig):
+    class Config(SelectsMetrics):
+        metric_scope = "sae"  # every registered computed sae-scope metric is a column (metrics: include/exclude)
+
         preset: Literal["quick", "full"] = Field(
             "quick",
             description="Budget: 'quick' (the default `harness run`: a few minutes for three rows on 2 CPU cores, k swept "

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from harness.metric_inputs import SAEInputs
+from harness.metric_selection import extra_metric_names, keep
 from harness.results import MetricValue, SuiteOutput
 
 from .core import bootstrap_stderr, recovered_score
@@ -107,6 +108,14 @@ def sae_inputs(cell: Any, loaded: Any, sae: Any, cfg: Any, recon: dict[str, Any]
 COMPUTED = ("sae_alive_fraction", "sae_dense_fraction")
 
 
+def load_pretrained(spec: Any, loaded: Any, cfg: Any, seed: int, device: str) -> Any:
+    """The row's saved SAE (a learner with ``pretrained = True``, e.g. ``pretrained_sae``): created through
+    the learner contract at the width of ``cfg.hook_point``, read off one harvested context."""
+    width = int(harvest_tokens(loaded, cfg.hook_point, cfg.eval_start_doc, 1, cfg.context_length, 1).shape[-1])
+    sae = spec.create(width, seed=seed)
+    return sae.to(device).eval()
+
+
 def sweep(spec: Any, acts: torch.Tensor, loaded: Any, cfg: Any, seed: int, device: str) -> dict[str, Any]:
     """Retrain the row's learner at every ``sweep_values`` of ``sweep_field`` (same activations, same
     budget) and record its L0 / explained variance / CE-loss recovered: the Pareto curve's points."""
@@ -144,14 +153,19 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     loaded.model.eval()
     hook = cfg.hook_point
     torch.manual_seed(seed)
-    train_acts = harvest_tokens(
-        loaded, hook, cfg.train_start_doc, cfg.budget("train_tokens"), cfg.context_length, cfg.model_batch_size
-    )
-    timings["harvest"] = time.perf_counter() - t0
+    pretrained = bool(getattr(spec.cls, "pretrained", False))  # e.g. pretrained_sae: loaded, never trained here
+    if pretrained:
+        sae, log, train_acts = load_pretrained(spec, loaded, cfg, seed, device), None, None
+        timings["load"] = time.perf_counter() - t0
+    else:
+        train_acts = harvest_tokens(
+            loaded, hook, cfg.train_start_doc, cfg.budget("train_tokens"), cfg.context_length, cfg.model_batch_size
+        )
+        timings["harvest"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    sae, log = train(spec.cls, spec.config, train_acts, cfg, seed, device)
-    timings["train"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sae, log = train(spec.cls, spec.config, train_acts, cfg, seed, device)
+        timings["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     batches = held_out_batches(loaded, cfg)
@@ -173,14 +187,18 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     metrics.append(cell.metric("sae_kl_score").report(
         splice.kl_sae, splice.kl_zero, n=splice.n_predictions, stderr=se.get("kl_score")
     ))  # fmt: skip
-    metrics += cell.compute_metrics(sae_inputs(cell, loaded, sae, cfg, recon, batches), COMPUTED)
+    computed = keep(cfg, COMPUTED) + extra_metric_names(cfg, cell.registries)  # a third party's sae metrics too
+    metrics += cell.compute_metrics(sae_inputs(cell, loaded, sae, cfg, recon, batches), computed)
     del batches
     path, rel = cell.artifact_ref("feature_density.png")
     density_histogram(path, density, spec.name)
     artifacts["feature_density"] = rel
 
     t0 = time.perf_counter()
-    sweep_details = sweep(spec, train_acts, loaded, cfg, seed, device)
+    if pretrained:
+        sweep_details = {"field": cfg.sweep_field, "skipped": "a pretrained SAE is evaluated as saved, not retrained"}
+    else:
+        sweep_details = sweep(spec, train_acts, loaded, cfg, seed, device)
     del train_acts
     if sweep_details:
         timings["sweep"] = time.perf_counter() - t0
@@ -256,12 +274,14 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         "preset": cfg.preset,
         "d_in": int(loaded.d_model),
         "d_sae": int(density.numel()),
-        "train_tokens": cfg.budget("train_tokens"),
+        "train_tokens": None if pretrained else cfg.budget("train_tokens"),
         "eval_tokens": n,
         "eval_contexts": int(next(iter(per_context.values())).shape[0]) if per_context else None,
         "ce": {"clean": splice.ce_clean, "with_sae": splice.ce_sae, "zero_ablation": splice.ce_zero},
         "kl": {"with_sae": splice.kl_sae, "zero_ablation": splice.kl_zero},
-        "train_final": {k: round(float(v), 5) for k, v in log.final.items() if isinstance(v, (int, float))},
+        "train_final": {} if log is None else {
+            k: round(float(v), 5) for k, v in log.final.items() if isinstance(v, (int, float))
+        },
         "probing": probing,
         "sweep": sweep_details,
         "absorption": absorption,
@@ -269,4 +289,6 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         "decoder_map": tsne,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
+    if pretrained:  # where the SAE came from: format, folder, content hash of its weights
+        details["pretrained"] = dict(getattr(sae, "pretrained_source", None) or {})
     return SuiteOutput(metrics=metrics, artifacts=artifacts, details=details)

@@ -16,6 +16,7 @@ from pydantic import Field
 from harness import hookimpl
 from harness.config import PluginConfig
 from harness.metric_inputs import GenerationsInputs
+from harness.metric_selection import SelectsMetrics, extra_metric_names, keep
 from harness.protocols import HallucinationMitigator, Metric, Suite
 from harness.results import MetricValue, SuiteOutput
 from harness.stats import binomial_stderr, mean_stderr
@@ -209,7 +210,14 @@ class HallucinationSuite(Suite):
     metrics = ("hallucination_rate", "known_fact_accuracy", "answer_eigenscore")
     default_models = ("zoo:zoo-96",)
 
-    class Config(PluginConfig):
+    class Config(SelectsMetrics):
+        metric_scope = "generations"  # registered computed generations metrics are columns (metrics: include/exclude)
+
+        @classmethod
+        def not_extra(cls, metric_cls: type[Any]) -> bool:
+            """Detectors (``detector = True``) are scored through hallucination_auroc, not as columns."""
+            return bool(getattr(metric_cls, "detector", False))
+
         preset: Literal["quick", "full"] = Field(
             "quick", description="'quick' (40 questions per split, K=6) or 'full' (all held-out, 200 per split, K=16)."
         )
@@ -241,8 +249,10 @@ class HallucinationSuite(Suite):
                               max_new_tokens=4, pooling="last", seed=cell.seed, progress=cell.progress)
             all_q += qs
             name = "known_fact_accuracy" if split == "frequent" else "hallucination_rate"
-            out += cell.compute_metrics(generations_inputs(qs, seed=cell.seed, device=cell.device, key=split), [name])
-        out += cell.compute_metrics(generations_inputs(all_q, seed=cell.seed, device=cell.device), ["answer_eigenscore"])
+            out += cell.compute_metrics(generations_inputs(qs, seed=cell.seed, device=cell.device, key=split),
+                                        keep(cfg, [name]))
+        every = keep(cfg, ["answer_eigenscore"]) + extra_metric_names(cfg, cell.registries)  # a third party's too
+        out += cell.compute_metrics(generations_inputs(all_q, seed=cell.seed, device=cell.device), every)
         details = {"train_texts": len(texts), "k": k, "history": getattr(loaded.model, "mitigation_history", None)}
         return SuiteOutput(metrics=out, details=details)
 

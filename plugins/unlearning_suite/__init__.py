@@ -23,6 +23,7 @@ from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
+from harness.metric_selection import SelectsMetrics
 from harness.protocols import ReportedMetric, Suite
 from harness.results import SuiteOutput
 from harness.unlearning.data import Hook, Pooling
@@ -162,7 +163,9 @@ class UnlearningSuite(Suite):
     default_models = ("zoo:zoo-160",)
     default_methods = ("pga", "md_pga", "leace", "mean_diff_projection", "gradient_ascent")
 
-    class Config(PluginConfig):
+    class Config(SelectsMetrics):
+        metric_scope = "intervention"  # registered computed intervention metrics are columns (metrics: include/exclude)
+
         prefix_len: int = Field(10, ge=1, description="Prompt tokens of k-extractability after <eos> (Pythia: 32; scaled down: the "
             "shortest zoo canary has 21 tokens).")
         suffix_len: int = Field(10, ge=1, description="Tokens that greedy decoding must reproduce exactly (Pythia: 32).")

@@ -8,6 +8,8 @@ import math
 import time
 from typing import Any
 
+from harness.metric_inputs import InterventionInputs
+from harness.metric_selection import extra_metric_names
 from harness.results import SuiteOutput
 from harness.unlearning.data import UnlearningData, pooled_activations
 from harness.unlearning.erasure import hook_points
@@ -185,6 +187,11 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
             gap, se, _ = gap_statistics(rand["acc"][i], rand["null"][i])
             out.append(reg("memorisation_probe_gap_random_init").value(gap, key=f"depth{i}", n=n, stderr=se))
         details["loo_trained_minus_random_init"] = [a - b for a, b in zip(trained["acc"], rand["acc"])]
+    extra = extra_metric_names(cfg, cell.registries)  # a third party's intervention metrics (the base row: None)
+    if extra:
+        inputs = InterventionInputs(model=loaded, intervention=intervention, forget=forget, retain=s["retain"],
+                                    seed=int(cell.seed), device=str(cell.device))
+        out += cell.compute_metrics(inputs, extra)
     details["frozen_per_depth"] = frozen
     details["attacker_per_depth"] = attack
     if intervention is not None:
