@@ -192,3 +192,28 @@ def test_mdd_from_paired_differences(toy_registries):
     assert m.se_diff == pytest.approx(se) and m.value == pytest.approx(MDD_FACTOR / 6)
     assert MDD_FACTOR == pytest.approx(2.801585, abs=1e-6)
     assert minimum_detectable_difference(0.5) == pytest.approx(1.400792, abs=1e-6)
+
+
+def test_board_power_script_reads_a_store_and_published_boards(toy_registries, tmp_path):
+    import importlib.util
+
+    from conftest import REPO
+
+    from harness.leaderboard import build_leaderboards
+    from harness.store import Store
+
+    spec = importlib.util.spec_from_file_location("board_power", REPO / "benchmarks" / "board_power.py")
+    power = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(power)
+    store = Store(tmp_path / "out")
+    for rec in _seeds("a", A) + _seeds("b", B_CONSISTENT):
+        rec.output.metrics[0].n = 50
+        store.put(rec)
+    mdd = f"{MDD_FACTOR * math.sqrt(4e-4 / 9):.3f}"
+    assert power.from_store(store.root, toy_registries) == [f"| toy_suite | toy_score | 3 | 50 | {mdd} (paired, SE_diff 0.007) |"]
+    build_leaderboards(store, tmp_path / "lb", toy_registries)
+    # published boards carry no per-seed values: the MDD from the rows' standard errors
+    se = build_board("toy_suite", store.records(), toy_registries).rows
+    expected = MDD_FACTOR * math.sqrt(2) * (se[0].values["toy_score"].stderr + se[1].values["toy_score"].stderr) / 2
+    assert power.from_boards(tmp_path / "lb", toy_registries) == [
+        f"| toy_suite | toy_score | 3 | - | {expected:.3f} (stderr, SE_diff {expected / MDD_FACTOR:.3f}) |"]
