@@ -21,7 +21,7 @@ from pathlib import Path
 from statistics import median
 
 from harness.leaderboard import LeaderboardDoc, build_board
-from harness.leaderboard.building import _primary
+from harness.leaderboard.building import primary_column
 from harness.leaderboard.markdown import fmt_number
 from harness.leaderboard.statistics import TieRule, minimum_detectable
 from harness.plugins import Registries, get_registries
@@ -57,7 +57,7 @@ def from_boards(folder: Path, regs: Registries) -> list[str]:
     for path in sorted(folder.glob("*.json")):
         board = LeaderboardDoc.model_validate(json.loads(path.read_text()))
         suite = regs.suites.get(board.suite) if board.suite in regs.suites else None
-        board.primary_metric = _primary(suite.metrics if suite else (), [c.name for c in board.columns], regs)
+        board.primary_metric = primary_column(suite.metrics if suite else (), [c.name for c in board.columns], regs)
         unranked_reference = suite is not None and not suite.rank_reference
         groups: dict[str, list] = defaultdict(list)
         for r in board.rows:

@@ -135,7 +135,7 @@ def build_board(suite: str, records: list[RunRecord], registries: Registries | N
             descriptive=bool(mcls.descriptive) if mcls else False,
         ))
     normalise(list(rows.values()), columns)
-    primary = _primary(declared, [c.name for c in columns], registries)
+    primary = primary_column(declared, [c.name for c in columns], registries)
     groups: dict[str, list[RowDoc]] = defaultdict(list)
     for r in rows.values():
         groups[r.model if compares_methods else ""].append(r)
@@ -162,7 +162,7 @@ def build_board(suite: str, records: list[RunRecord], registries: Registries | N
     )
 
 
-def _primary(declared: tuple[str, ...], columns: list[str], registries: Registries | None) -> str | None:
+def primary_column(declared: tuple[str, ...], columns: list[str], registries: Registries | None) -> str | None:
     """The ranking column: of the suite's first declared metric that is not descriptive, the column
     of that name or else its first keyed column; None when there is none (an unranked board)."""
     metric = next((m for m in declared if not (registries and m in registries.metrics

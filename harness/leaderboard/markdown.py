@@ -86,7 +86,7 @@ def ranking_text(board: LeaderboardDoc) -> str:
         return f"Unranked: no declared metric of this suite is a score with values (descriptive columns are " \
                f"shown, never ranked). {win}"
     scope = "within each model" if board.ranked_within == "model" else "across models"
-    ties = board.tie_test or "`=` marks ranks shared because 95% intervals overlap."
+    ties = board.tie_test or "`=`: |difference| <= 1.96 x combined standard error."
     return f"Ranked by `{board.primary_metric}` {scope}; {ties} {win}"
 
 
