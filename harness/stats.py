@@ -150,13 +150,37 @@ Z_80 = 0.8416212335729143
 MDD_FACTOR = Z_975 + Z_80
 
 
-def t_quantile(p: float, df: int) -> float:
-    """Quantile ``p`` of Student's t distribution with ``df`` >= 1 degrees of freedom (``scipy.stats.t.ppf``)."""
-    if df < 1:
-        raise ValueError(f"Student's t needs df >= 1 degrees of freedom, got df={df}.")
-    from scipy.stats import t
+def _t_central_mass(x: float, df: int) -> float:
+    """P(|T| <= x) for Student's t with integer ``df`` (closed form, Abramowitz & Stegun 26.7.3-4)."""
+    theta = math.atan(x / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    total, term = 1.0, 1.0
+    for k in range(3 if df % 2 else 2, df - 1, 2):  # the series up to cos^(df-3) (odd df) or cos^(df-2) (even)
+        term *= c2 * (k - 1) / k
+        total += term
+    if df % 2 == 0:
+        return math.sin(theta) * total
+    if df == 1:
+        return 2 * theta / math.pi
+    return 2 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
 
-    return float(t.ppf(p, df))
+
+def t_quantile(p: float, df: int) -> float:
+    """Quantile ``p`` (0 < p < 1) of Student's t distribution with an integer ``df`` >= 1 degrees of
+    freedom: bisection (to 1e-12 relative) on the closed-form distribution function."""
+    if df < 1 or int(df) != df:
+        raise ValueError(f"Student's t needs an integer df >= 1 degrees of freedom, got df={df}.")
+    if not 0 < p < 1:
+        raise ValueError(f"a quantile needs 0 < p < 1, got p={p}.")
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    target, lo, hi = 2 * p - 1, 0.0, 1.0
+    while _t_central_mass(hi, int(df)) < target:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1e-12 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_central_mass(mid, int(df)) < target else (lo, mid)
+    return (lo + hi) / 2
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,13 @@ def test_paired_t_test_on_a_hand_made_case():
     assert paired_t_test([1.0, 2.0], [0.5, 1.5]).significant and not paired_t_test([1.0, 2.0], [1.0, 2.0]).significant
     with pytest.raises(ValueError, match=">= 2 pairs"):
         paired_t_test([1.0], [2.0])
+    # Student's t quantiles against the printed table (two-sided 5%), both parities of df, and symmetry
+    for df, q in ((1, 12.7062), (2, 4.3027), (3, 3.1824), (4, 2.7764), (9, 2.2622), (30, 2.0423)):
+        assert t_quantile(0.975, df) == pytest.approx(q, abs=1e-4), df
+    assert t_quantile(0.995, 5) == pytest.approx(4.0321, abs=1e-4) and t_quantile(0.025, 4) == -t_quantile(0.975, 4)
     assert t_quantile(0.975, 10_000) == pytest.approx(1.96, abs=1e-3)
+    with pytest.raises(ValueError, match="integer df >= 1"):
+        t_quantile(0.975, 0)
 
 
 def test_consistent_difference_across_seeds_is_not_a_tie(toy_registries):
