@@ -182,6 +182,9 @@ class Metric(Plugin):
     unit: ClassVar[str] = ""
     #: Chance level, when one exists (leaderboards show a normalised score next to it).
     chance: ClassVar[float | None] = None
+    #: A descriptive quantity, not a score (e.g. effective features F, L0, a timing): shown on
+    #: boards, never ranked, never in win rates; its direction may still be declared for display.
+    descriptive: ClassVar[bool] = False
 
     @abstractmethod
     def compute(self, inputs: MetricInputs) -> float | MetricValue | list[MetricValue]:
@@ -217,8 +220,14 @@ class Suite(Plugin):
     method_kinds: ClassVar[tuple[Kind, ...]] = ()
     #: Whether the unmodified model is a row of its own (the reference row).
     include_baseline: ClassVar[bool] = True
-    #: Registered metric names it reports; the first one ranks the leaderboard.
+    #: Registered metric names it reports; the first one that is not descriptive ranks the leaderboard.
     metrics: ClassVar[tuple[str, ...]] = ()
+    #: Board label of the reference row (the unmodified model, ``include_baseline``).
+    reference_label: ClassVar[str] = "base model"
+    #: Whether the reference row is ranked with the others; False: it is shown with its label,
+    #: rank and win rate None, and is no opponent in win rates (e.g. a measurement in the
+    #: neuron basis that no method competes with).
+    rank_reference: ClassVar[bool] = True
     #: Bumped whenever a change of the suite changes its numbers (part of every record key).
     version: ClassVar[str] = "1"
     #: Model references used when a run spec names none (e.g. "zoo:zoo-m"; "zoo:*" = all).

@@ -202,7 +202,8 @@ def build_site(boards: Mapping[str, LeaderboardDoc], site_dir: Path,
         f'<a href="{escape(s, quote=True)}.html">{escape(s)}</a>' for s in suites)
     index_parts = ["<h1>harness leaderboards</h1>",
                    '<p class="muted">Click a column header to sort. Values: mean ± standard error; '
-                   "rank ties (=) where 95% intervals overlap.</p>"]
+                   "rank ties (=) where each board's tie test finds no difference (a paired t test over the "
+                   "seeds two rows share, else |difference| within 1.96 combined standard errors).</p>"]
     pages: dict[str, str] = {}
     all_plots: dict[str, dict[str, str]] = {}
     for s in suites:
@@ -220,6 +221,7 @@ def build_site(boards: Mapping[str, LeaderboardDoc], site_dir: Path,
         ranked = "within each model" if board.ranked_within == "model" else "across models"
         body = (f"<h1>{escape(s)}</h1><p>{escape(board.description)}</p>"
                 f'<p class="muted">Ranked by {escape(board.primary_metric or "-")} {ranked}. '
+                f'{escape((board.tie_test or "").replace("`", ""))} '
                 f"harness {escape(board.harness_version)}, generated {escape(board.generated_at)}.</p>"
                 f"{suite_table(board)}{imgs}")
         if board.summary:  # the suite's cross-cell Markdown (Suite.summarize), shown as text

@@ -1,4 +1,5 @@
-"""Shared statistics of the suites: standard errors, bootstrap, AUROC, correlations.
+"""Shared statistics of the suites and boards: standard errors, bootstrap, AUROC, correlations,
+the paired t test and the minimum detectable difference.
 
 Nothing heavy at import time (numpy, and torch for :func:`bootstrap_weights`, are imported
 when a function is called), so plugin modules import this freely. Every
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -137,3 +139,96 @@ def ranks(x: Sequence[float]) -> Any:
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     """Spearman rank correlation: :func:`pearson` of the (tie-averaged) ranks."""
     return pearson(ranks(x), ranks(y))
+
+
+# --------------------------------------------------------------------------- paired tests and power
+#: Standard normal quantiles: two-sided 5% (z_0.975) and 80% power (z_0.8).
+Z_975 = 1.959963984540054
+Z_80 = 0.8416212335729143
+#: z_0.975 + z_0.8 = 2.8016: a true difference of this many standard errors of the difference is
+#: found significant (two-sided 5%) with probability 0.8 (normal approximation).
+MDD_FACTOR = Z_975 + Z_80
+
+
+def _t_central_mass(x: float, df: int) -> float:
+    """P(|T| <= x) for Student's t with integer ``df`` (closed form, Abramowitz & Stegun 26.7.3-4)."""
+    theta = math.atan(x / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    total, term = 1.0, 1.0
+    for k in range(3 if df % 2 else 2, df - 1, 2):  # the series up to cos^(df-3) (odd df) or cos^(df-2) (even)
+        term *= c2 * (k - 1) / k
+        total += term
+    if df % 2 == 0:
+        return math.sin(theta) * total
+    if df == 1:
+        return 2 * theta / math.pi
+    return 2 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
+
+
+def t_quantile(p: float, df: int) -> float:
+    """Quantile ``p`` (0 < p < 1) of Student's t distribution with an integer ``df`` >= 1 degrees of
+    freedom: bisection (to 1e-12 relative) on the closed-form distribution function."""
+    if df < 1 or int(df) != df:
+        raise ValueError(f"Student's t needs an integer df >= 1 degrees of freedom, got df={df}.")
+    if not 0 < p < 1:
+        raise ValueError(f"a quantile needs 0 < p < 1, got p={p}.")
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    target, lo, hi = 2 * p - 1, 0.0, 1.0
+    while _t_central_mass(hi, int(df)) < target:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1e-12 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _t_central_mass(mid, int(df)) < target else (lo, mid)
+    return (lo + hi) / 2
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Result of :func:`paired_t_test`."""
+
+    #: number of pairs (common seeds)
+    n: int
+    #: mean of the differences a - b
+    mean_diff: float
+    #: standard error of that mean (see :func:`paired_t_test`)
+    stderr: float
+    #: two-sided critical value t_{1 - alpha/2, n - 1}
+    critical: float
+    #: |mean_diff| > critical x stderr (for stderr 0: mean_diff != 0)
+    significant: bool
+
+
+def paired_t_test(a: Sequence[float], b: Sequence[float], a_stderr: Sequence[float | None] | None = None,
+                  b_stderr: Sequence[float | None] | None = None, alpha: float = 0.05) -> PairedTest:
+    """Two-sided paired t test of the differences d_i = a_i - b_i (the same seed i on both sides).
+
+    Variance of one difference: the sample variance of the d_i (ddof 1), plus, when every pair has
+    both within-cell standard errors, the mean of se_a,i^2 + se_b,i^2 (the law of total variance, as
+    :func:`harness.leaderboard.statistics.aggregate` does, so a comparison that is deterministic
+    across seeds keeps its sampling error; the two cells' errors are treated as independent, which
+    errs on the tied side when they share evaluation data). Standard error: sqrt(variance / n);
+    significant when |mean d| > t_{1 - alpha/2, n - 1} x standard error. Needs n >= 2 pairs.
+    """
+    n = len(a)
+    if n != len(b) or n < 2:
+        raise ValueError(f"a paired t test needs >= 2 pairs of equal length; got {len(a)} and {len(b)} values.")
+    d = [x - y for x, y in zip(a, b, strict=True)]
+    mean = sum(d) / n
+    var = sum((x - mean) ** 2 for x in d) / (n - 1)
+    ses = list(zip(a_stderr or [None] * n, b_stderr or [None] * n, strict=True))
+    if all(sa is not None and sb is not None for sa, sb in ses):
+        var += sum(sa * sa + sb * sb for sa, sb in ses) / n  # type: ignore[operator]
+    se = math.sqrt(var / n)
+    crit = t_quantile(1 - alpha / 2, n - 1)
+    significant = abs(mean) > crit * se if se > 0 else mean != 0
+    return PairedTest(n=n, mean_diff=mean, stderr=se, critical=crit, significant=significant)
+
+
+def minimum_detectable_difference(se_diff: float) -> float:
+    """Smallest true difference found at 80% power by a two-sided 5% test whose difference has
+    standard error ``se_diff``: (z_0.975 + z_0.8) x se_diff = 2.8016 x se_diff (normal approximation;
+    a t test on few seeds needs a little more)."""
+    if se_diff < 0 or math.isnan(se_diff):
+        raise ValueError(f"a standard error must be >= 0, got {se_diff}.")
+    return MDD_FACTOR * se_diff

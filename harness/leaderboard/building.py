@@ -4,8 +4,15 @@
   Each column is aggregated over seeds as its metric declares (``Metric.aggregation``,
   see :mod:`harness.leaderboard.statistics`).
 - Suites that compare methods rank rows within each model; suites that score models
-  rank all rows. The rank uses the suite's primary metric (its first declared metric) in
-  that metric's declared direction; rows whose 95% intervals overlap share a rank ("=").
+  rank all rows. The rank uses the suite's primary metric (its first declared metric that
+  is not descriptive; none: the board is unranked) in that metric's declared direction;
+  rows the board's tie test does not tell apart share a rank ("="): a paired t test over
+  the seeds two rows share, else the unpaired rule (:mod:`harness.leaderboard.statistics`).
+  Descriptive metrics (``Metric.descriptive``) are shown but never ranked or in win rates.
+- The reference row (no method) is labelled ``Suite.reference_label``; a suite with
+  ``rank_reference = False`` shows it unranked, without a win rate and as no opponent.
+- Each board states its tie test (``tie_test``) and the minimum detectable difference of
+  its primary metric (``mdd``).
 - Cross-cell summary: a suite may override :meth:`harness.protocols.Suite.summarize`
   (e.g. a sweep over model sizes); its Markdown is kept in the board's ``summary`` and
   appended to ``<suite>.md``, its files go to ``<leaderboard dir>/<suite>/``.
@@ -22,7 +29,16 @@ from typing import TYPE_CHECKING
 from harness import __version__
 from harness.errors import RegistryError
 from harness.leaderboard.documents import ColumnDoc, LeaderboardDoc, RowDoc
-from harness.leaderboard.statistics import Aggregation, aggregate, normalise, rank, win_rates
+from harness.leaderboard.statistics import (
+    Aggregation,
+    TieRule,
+    aggregate,
+    describe_ties,
+    minimum_detectable,
+    normalise,
+    rank,
+    win_rates,
+)
 from harness.provenance import now_iso
 from harness.results import RunRecord
 
@@ -69,15 +85,20 @@ def build_board(suite: str, records: list[RunRecord], registries: Registries | N
     suite_cls = registries.suites.get(suite) if registries and suite in registries.suites else None
     declared: tuple[str, ...] = suite_cls.metrics if suite_cls else ()
     compares_methods = bool(suite_cls.method_kinds) if suite_cls else True
+    rank_reference = suite_cls.rank_reference if suite_cls else True
     rows: dict[tuple[str, str], RowDoc] = {}
     values: dict[tuple[str, str], dict[str, list[tuple[float, float | None]]]] = defaultdict(lambda: defaultdict(list))
+    per_seed: dict[tuple[str, str], dict[str, dict[int, tuple[float, float | None]]]] = defaultdict(
+        lambda: defaultdict(dict))
     chances: dict[str, float] = {}
     n_ok: dict[tuple[str, str], int] = defaultdict(int)
     for rec in sorted(_latest(records), key=lambda r: r.cell.seed):
-        k = (rec.label, rec.cell.model)
+        label = suite_cls.reference_label if suite_cls and rec.cell.method is None else rec.label
+        k = (label, rec.cell.model)
         row = rows.setdefault(k, RowDoc(
-            rank=None, tied=False, label=rec.label, method=rec.cell.method, method_config=rec.cell.method_config,
+            rank=None, tied=False, label=label, method=rec.cell.method, method_config=rec.cell.method_config,
             model=rec.cell.model, seeds=[], status="ok", failures=[], win_rate=None, values={}, provenance={},
+            reference=rec.cell.method is None and not rank_reference,
         ))
         row.seeds.append(rec.cell.seed)
         if rec.status != "ok" or rec.output is None:
@@ -95,6 +116,7 @@ def build_board(suite: str, records: list[RunRecord], registries: Registries | N
         }
         for mv in rec.output.metrics:
             values[k][mv.column].append((mv.value, mv.stderr))
+            per_seed[k][mv.column][rec.cell.seed] = (mv.value, mv.stderr)
             if mv.chance is not None:
                 chances[mv.column] = mv.chance
     for k, row in rows.items():
@@ -110,31 +132,45 @@ def build_board(suite: str, records: list[RunRecord], registries: Registries | N
             name=col, metric=metric, key=key.rstrip("]") or None,
             higher_is_better=mcls.higher_is_better if mcls else None, unit=mcls.unit if mcls else "",
             chance=chances.get(col, mcls.chance if mcls else None),
+            descriptive=bool(mcls.descriptive) if mcls else False,
         ))
     normalise(list(rows.values()), columns)
-    primary = None
-    if declared:
-        names = [c.name for c in columns]
-        primary = next((c for c in names if c == declared[0]), None) or next(
-            (c for c in names if c.startswith(declared[0] + "[")), None)
+    primary = primary_column(declared, [c.name for c in columns], registries)
     groups: dict[str, list[RowDoc]] = defaultdict(list)
     for r in rows.values():
         groups[r.model if compares_methods else ""].append(r)
     ordered: list[RowDoc] = []
+    ranked_groups: list[list[RowDoc]] = []
     direction = {c.name: c.higher_is_better for c in columns}
+    ties = TieRule(per_seed)
     for g in sorted(groups):
         group = groups[g]
+        ranked = [r for r in group if not r.reference]  # a reference row: shown, never ranked nor an opponent
+        ranked_groups.append(ranked)
         if primary and direction.get(primary) is not None:
-            rank(group, primary, bool(direction[primary]))
-        win_rates(group, columns)
+            rank(ranked, primary, bool(direction[primary]), ties)
+        win_rates(ranked, columns, ties)
         group.sort(key=lambda r: (r.rank is None, r.rank or 0, r.label))
         ordered.extend(group)
+    ranks_primary = bool(primary and direction.get(primary) is not None)
     return LeaderboardDoc(
         suite=suite, suite_version=suite_cls.version if suite_cls else None,
         description=suite_cls.description if suite_cls else "", primary_metric=primary,
         ranked_within="model" if compares_methods else "all", generated_at=now_iso(),
-        harness_version=__version__, columns=columns, rows=ordered,
+        harness_version=__version__, columns=columns, rows=ordered, tie_test=describe_ties(ties.comparisons),
+        mdd=minimum_detectable(ranked_groups, primary, ties) if primary and ranks_primary else None,
     )
+
+
+def primary_column(declared: tuple[str, ...], columns: list[str], registries: Registries | None) -> str | None:
+    """The ranking column: of the suite's first declared metric that is not descriptive, the column
+    of that name or else its first keyed column; None when there is none (an unranked board)."""
+    metric = next((m for m in declared if not (registries and m in registries.metrics
+                                                and registries.metrics.get(m).descriptive)), None)
+    if metric is None:
+        return None
+    return next((c for c in columns if c == metric), None) or next(
+        (c for c in columns if c.startswith(metric + "[")), None)
 
 
 def summarize_suite(suite: str, records: list[RunRecord], registries: Registries | None,

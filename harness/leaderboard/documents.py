@@ -36,13 +36,17 @@ class ColumnDoc(BaseModel):
     higher_is_better: bool | None = Field(description="From the metric's declaration; None if not registered.")
     unit: str
     chance: float | None = None
+    descriptive: bool = Field(
+        False, description="A descriptive quantity (Metric.descriptive): shown, never ranked, never in win rates."
+    )
 
 
 class RowDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rank: int | None
-    tied: bool = Field(description="True when the 95% interval overlaps a neighbour's: the rank is shared.")
+    tied: bool = Field(description="True when the board's tie test (LeaderboardDoc.tie_test) finds no difference "
+                       "to a neighbour: the rank is shared.")
     label: str
     method: str | None
     method_config: dict[str, Any] | None
@@ -50,9 +54,31 @@ class RowDoc(BaseModel):
     seeds: list[int]
     status: Literal["ok", "partial", "failed"]
     failures: list[str]
-    win_rate: float | None = Field(description="Mean head-to-head win rate across metrics (ties = half).")
+    win_rate: float | None = Field(
+        description="Mean head-to-head win rate across the scored (non-descriptive) metrics (ties = half)."
+    )
     values: dict[str, ValueDoc]
     provenance: dict[str, Any]
+    reference: bool = Field(
+        False, description="The unmodified model shown as a reference only (Suite.rank_reference False): "
+        "rank and win rate None, not an opponent in win rates."
+    )
+
+
+class MDDDoc(BaseModel):
+    """Minimum detectable difference of a board's primary metric."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(description="The column (the board's primary metric).")
+    value: float = Field(description="(z_0.975 + z_0.8) x se_diff: detected at 80% power, two-sided 5%.")
+    se_diff: float = Field(description="Standard error of a difference between two rows (see basis).")
+    basis: Literal["paired", "stderr"] = Field(
+        description="paired: median over row pairs sharing >= 2 seeds of the paired test's standard error; "
+        "stderr: sqrt(2) x the median standard error of the ranked rows' values."
+    )
+    n_seeds: int = Field(description="Most seeds behind one row's value of the metric.")
+    definition: str = Field(description="The definition in words.")
 
 
 class LeaderboardDoc(BaseModel):
@@ -70,6 +96,10 @@ class LeaderboardDoc(BaseModel):
     harness_version: str
     columns: list[ColumnDoc]
     rows: list[RowDoc]
+    tie_test: str | None = Field(
+        None, description="The test that decided the shared ranks (=) and the ties in win rates on this board."
+    )
+    mdd: MDDDoc | None = Field(None, description="Minimum detectable difference of the primary metric.")
     plots: dict[str, str] = Field(default_factory=dict, description="Plot name -> path relative to the site.")
     summary: str | None = Field(
         None, description="Markdown of the suite's results across cells (Suite.summarize), if it has any."

@@ -12,6 +12,11 @@ from collections import defaultdict
 from harness.leaderboard.documents import LeaderboardDoc, RowDoc, ValueDoc
 
 
+def fmt_number(x: float) -> str:
+    """A number with 3 decimals (1 from 100 on), as values are shown."""
+    return f"{x:.{3 if abs(x) < 100 else 1}f}"
+
+
 def fmt_value(v: ValueDoc | None) -> str:
     """``mean ± stderr`` with 3 decimals (1 from 100 on); "-" for a missing value."""
     if v is None:
@@ -64,15 +69,42 @@ def render_markdown(board: LeaderboardDoc) -> str:
     lines = [f"## {md_text(board.suite)}", ""]
     if board.description:
         lines += [md_text(board.description), ""]
-    if board.primary_metric:
-        scope = "within each model" if board.ranked_within == "model" else "across models"
-        lines += [f"Ranked by `{board.primary_metric}` {scope}; `=` marks ranks shared because 95% intervals "
-                  "overlap. Win rate: mean head-to-head wins over all metrics (ties = half).", ""]
+    lines += [ranking_text(board), ""]
     lines.append(tabulate(table, headers=headers, tablefmt="github", disable_numparse=True))
     lines += ["", "Values: mean ± standard error (between seeds plus within-cell sampling error).", *legend]
+    lines += power_and_descriptive_lines(board)
     if board.summary:
         lines += ["", board.summary.rstrip()]
     return "\n".join(lines) + "\n"
+
+
+def ranking_text(board: LeaderboardDoc) -> str:
+    """What ranks the board, the tie test it ran (``tie_test``) and what the win rate counts."""
+    win = ("Win rate: mean head-to-head wins over the scored metrics (descriptive columns excluded), ties by "
+           "the same test counting half.")
+    if not board.primary_metric:
+        return f"Unranked: no declared metric of this suite is a score with values (descriptive columns are " \
+               f"shown, never ranked). {win}"
+    scope = "within each model" if board.ranked_within == "model" else "across models"
+    ties = board.tie_test or "`=`: |difference| <= 1.96 x combined standard error."
+    return f"Ranked by `{board.primary_metric}` {scope}; {ties} {win}"
+
+
+def power_and_descriptive_lines(board: LeaderboardDoc) -> list[str]:
+    """Legend lines: the minimum detectable difference, descriptive columns and reference rows."""
+    lines = []
+    if board.mdd is not None:
+        m = board.mdd
+        lines.append(f"Minimum detectable difference of `{m.metric}`: {fmt_number(m.value)} "
+                     f"(SE_diff {fmt_number(m.se_diff)}, {m.n_seeds} seed{'s' if m.n_seeds != 1 else ''}). "
+                     f"{m.definition}")
+    descriptive = sorted({c.metric for c in board.columns if c.descriptive})
+    if descriptive:
+        lines.append("Descriptive, shown but never ranked or counted in win rates: "
+                     + ", ".join(f"`{md_text(d)}`" for d in descriptive) + ".")
+    for label in sorted({r.label for r in board.rows if r.reference}):
+        lines.append(f"`{md_text(label)}`: the unmodified model as a reference, not ranked and not in win rates.")
+    return lines
 
 
 def render_summary(board: LeaderboardDoc, top: int = 5) -> str:

@@ -69,6 +69,7 @@ class EffectiveFeaturesMetric(Metric):
     paper = "arXiv:2512.13568"
     #: F is a measurement, not a quality score; "higher first" only orders columns (README).
     higher_is_better = True
+    descriptive = True
     scope = "sae"
     unit = "features"
 
@@ -85,6 +86,7 @@ class SuperpositionPsi(Metric):
     description = "Superposition ratio psi = F / N (effective features per neuron of the measured layer)."
     paper = "arXiv:2512.13568"
     higher_is_better = True
+    descriptive = True
     scope = "sae"
     unit = "features / neuron"
 

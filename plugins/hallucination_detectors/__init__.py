@@ -42,6 +42,7 @@ class _Detector(Metric):
     scope = "generations"
     detector: ClassVar[bool] = True
     higher_is_better = True  # the raw score; detectors are ranked by hallucination_auroc
+    descriptive = True
     #: Field of :class:`SampledAnswers` the score reads.
     needs: ClassVar[str] = "embeddings"
     #: Function of :mod:`.scores` computing the score; the detector's config fields are its keyword arguments.
@@ -137,6 +138,7 @@ class DetectorMs(ReportedMetric):
     name = "hallucination_detector_ms"
     description = "Detector compute time per question (K samples), milliseconds (key = detector)."
     higher_is_better = False
+    descriptive = True  # a cost that depends on the machine and its load, reported next to the scores
     scope = "generations"
     unit = "ms"
 

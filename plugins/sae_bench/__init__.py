@@ -52,6 +52,7 @@ class L0(_Scalar):
     name = "sae_l0"
     description = "Mean number of non-zero latents per held-out token (sparsity; lower = sparser)."
     higher_is_better = False
+    descriptive = True  # the sparsity axis of SAEBench's sparsity-fidelity trade-off, set by k / the L1 coefficient
     unit = "latents"
 
 
@@ -87,8 +88,9 @@ class CosSim(_Scalar):
 
 class L2Ratio(_Scalar):
     name = "sae_l2_ratio"
-    description = "Mean ||x_hat|| / ||x|| per token (shrinkage; 1 = none). Ranked by higher value (less shrinkage)."
+    description = "Mean ||x_hat|| / ||x|| per token (shrinkage; 1 = none; above 1 overshoots). Descriptive."
     higher_is_better = True
+    descriptive = True  # best at 1, not at an extreme: a diagnostic, not a score
 
 
 class CELossRecovered(ReportedMetric):
@@ -135,6 +137,7 @@ class AliveFraction(Metric):
     description = "Fraction of latents that fire (non-zero) on at least one held-out token."
     paper = SAEBENCH
     higher_is_better = True
+    descriptive = True  # a latent-frequency statistic SAEBench reports, not one it scores
     scope = "sae"
 
     def compute(self, inputs: SAEInputs) -> MetricValue:
@@ -152,6 +155,7 @@ class DenseFraction(Metric):
     )
     paper = SAEBENCH
     higher_is_better = False
+    descriptive = True  # a latent-frequency statistic SAEBench reports, not one it scores
     scope = "sae"
 
     class Config(PluginConfig):
@@ -249,6 +253,7 @@ class SplitFeatures(_Absorption):
         "more than 0.03 (SAEBench feature splitting; 1 = one latent per letter)."
     )
     higher_is_better = False
+    descriptive = True  # splitting grows with dictionary width; the absorption metrics are the scores
     unit = "latents"
     attr, sd_attr = "mean_split_features", "std_split_features"
 

@@ -107,6 +107,9 @@ class SuperpositionSuite(Suite):
     paper = "arXiv:2512.13568"
     method_kinds = ("dictionary_learner",)
     include_baseline = True
+    #: the baseline reads F in the neuron basis (F <= N): a reference, not a competitor of the dictionaries
+    reference_label = "neuron basis (reference)"
+    rank_reference = False
     metrics = (
         "superposition_toy_pearson_r",
         "superposition_toy_pearson_r_weights",

@@ -99,6 +99,7 @@ class LooProbe(ReportedMetric):
     )
     paper = PAPER
     higher_is_better = True
+    descriptive = True  # how decodable memorisation is in the (edited) model; the edit is scored by the probe accs
     scope = "model"
     unit = "acc"
     chance = 0.5
@@ -112,6 +113,7 @@ class ProbeGap(ReportedMetric):
     )
     paper = PAPER
     higher_is_better = True
+    descriptive = True  # the paper's finding about the un-edited model, not a score of an edit
     scope = "model"
     unit = "acc"
 
@@ -124,6 +126,7 @@ class ProbeGapP(ReportedMetric):
     )
     paper = PAPER
     higher_is_better = False
+    descriptive = True  # a p-value: evidence for the gap, not a score
     scope = "model"
     unit = "p"
 
@@ -135,6 +138,7 @@ class ProbeGapRandomInit(ReportedMetric):
     )
     paper = PAPER
     higher_is_better = False
+    descriptive = True  # a control whose ideal is 0, not an extreme
     scope = "model"
     unit = "acc"
 
