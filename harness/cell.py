@@ -19,7 +19,7 @@ from harness.errors import HarnessError
 from harness.metric_inputs import ModelInputs
 from harness.protocols import DictionaryLearner, LearnerSpec, Plugin, Suite
 from harness.provenance import now_iso, provenance
-from harness.results import Cell, Provenance, RunRecord, SuiteOutput
+from harness.results import CellKey, Provenance, RunRecord, SuiteOutput
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.plugins import Registries
@@ -35,7 +35,7 @@ Outcome = Literal["done", "failed", "skipped"]
 class PlannedCell:
     """A cell and the validated objects needed to compute it."""
 
-    cell: Cell
+    cell: CellKey
     label: str
     suite_cls: type[Suite]
     suite_config: PluginConfig

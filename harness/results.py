@@ -51,8 +51,12 @@ class SuiteOutput(BaseModel):
     )
 
 
-class Cell(BaseModel):
-    """Everything that determines a result; its canonical JSON hash is the record key."""
+class CellKey(BaseModel):
+    """Everything that determines a cell's result; its canonical JSON hash is the record key.
+
+    (A cell is one (suite, method or baseline, model, seed); :class:`harness.cell.PlannedCell`
+    is a key plus the validated objects to compute it; :class:`harness.context.CellContext` is
+    what a suite receives while computing it.)"""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -104,7 +108,7 @@ class RunRecord(BaseModel):
 
     schema_version: int = RECORD_SCHEMA_VERSION
     key: str = Field(description="sha256 of the cell's canonical JSON.")
-    cell: Cell
+    cell: CellKey
     label: str = Field(description="Row label for leaderboards.")
     status: Literal["ok", "failed"]
     output: SuiteOutput | None = None

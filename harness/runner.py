@@ -18,7 +18,7 @@ from harness.executors.base import RunSummary
 from harness.metric_selection import selection_problems
 from harness.plugins import Registries
 from harness.protocols import Plugin, ReportedMetric, Suite
-from harness.results import Cell, RunRecord
+from harness.results import CellKey, RunRecord
 from harness.store import Store
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -139,7 +139,7 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                 mcfg = mcls.parse_config(mspec.config) if mcls and mspec else None
                 plugins = registries.cell_plugins(suite_cls, mcls, registries.model_sources.get(model.source))
                 for seed in spec.seeds:
-                    cell = Cell(
+                    cell = CellKey(
                         suite=suite_cls.name,
                         suite_version=suite_cls.version,
                         suite_config=suite_cfg.model_dump(mode="json"),

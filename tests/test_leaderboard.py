@@ -16,13 +16,13 @@ from harness.errors import RegistryError
 from harness.leaderboard import LeaderboardDoc, build_board, build_leaderboards
 from harness.leaderboard.statistics import aggregate
 from harness.provenance import now_iso
-from harness.results import Cell, MetricValue, Provenance, RunRecord, SuiteOutput
+from harness.results import CellKey, MetricValue, Provenance, RunRecord, SuiteOutput
 from harness.runner import execute, plan
 from harness.store import Store
 
 
 def _rec(label, value, stderr=None, seed=0, chance=None, method="m", status="ok"):
-    cell = Cell(suite="toy_suite", suite_version="1", suite_config={}, method=method, method_kind="unlearning_method",
+    cell = CellKey(suite="toy_suite", suite_version="1", suite_config={}, method=method, method_kind="unlearning_method",
                 method_config={"label": label}, model="toy:a", model_fingerprint="f", seed=seed, dtype="auto")
     prov = Provenance(harness_version="0", git_hash="abc", packages={}, device="cpu", python="3", platform="p",
                       started_at=now_iso(), finished_at=now_iso(), wall_time_s=0.1)

@@ -13,7 +13,7 @@ from harness.leaderboard import build_board, render_markdown
 from harness.leaderboard.statistics import tied
 from harness.protocols import ReportedMetric
 from harness.provenance import now_iso
-from harness.results import Cell, MetricValue, Provenance, RunRecord, SuiteOutput
+from harness.results import CellKey, MetricValue, Provenance, RunRecord, SuiteOutput
 from harness.stats import MDD_FACTOR, minimum_detectable_difference, paired_t_test, t_quantile
 from harness.testing import registries_with
 
@@ -33,7 +33,7 @@ def _registries():
 
 
 def _rec(label, score, stderr=None, seed=0, method="m", density=None):
-    cell = Cell(suite="toy_suite", suite_version="1", suite_config={}, method=method, method_kind="unlearning_method",
+    cell = CellKey(suite="toy_suite", suite_version="1", suite_config={}, method=method, method_kind="unlearning_method",
                 method_config={"label": label}, model="toy:a", model_fingerprint="f", seed=seed, dtype="auto")
     prov = Provenance(harness_version="0", git_hash="abc", packages={}, device="cpu", python="3", platform="p",
                       started_at=now_iso(), finished_at=now_iso(), wall_time_s=0.1)

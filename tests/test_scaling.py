@@ -161,11 +161,11 @@ def test_suite_end_to_end_writes_headline_and_plots(tmp_path):
 
 def test_a_failing_summary_keeps_the_leaderboard(tmp_path, monkeypatch):
     from harness.leaderboard import summarize_suite
-    from harness.results import Cell, Provenance, RunRecord, SuiteOutput
+    from harness.results import CellKey, Provenance, RunRecord, SuiteOutput
     from harness_plugins.scaling import ScalingSuite
 
     regs = registries_with(builtins=True)
-    cell = Cell(suite="scaling", suite_version="1", suite_config={}, method=None, method_kind=None,
+    cell = CellKey(suite="scaling", suite_version="1", suite_config={}, method=None, method_kind=None,
                 method_config=None, model="zoo:x", model_fingerprint="f", seed=0, dtype="auto")
     prov = Provenance(harness_version="0", git_hash=None, packages={}, device="cpu", python="3", platform="x",
                       started_at="a", finished_at="b", wall_time_s=0.0)

@@ -3,12 +3,12 @@ import json
 import pytest
 
 from harness.provenance import now_iso
-from harness.results import Cell, MetricValue, Provenance, RunRecord, SuiteOutput
+from harness.results import CellKey, MetricValue, Provenance, RunRecord, SuiteOutput
 from harness.store import Store, atomic_write_text
 
 
 def _record(status="ok", value=1.0, seed=0) -> RunRecord:
-    cell = Cell(suite="s", suite_version="1", suite_config={}, method=None, method_kind=None, method_config=None,
+    cell = CellKey(suite="s", suite_version="1", suite_config={}, method=None, method_kind=None, method_config=None,
                 model="toy:a", model_fingerprint="f", seed=seed, dtype="auto")
     prov = Provenance(harness_version="0", git_hash=None, packages={}, device="cpu", python="3", platform="p",
                       started_at=now_iso(), finished_at=now_iso(), wall_time_s=0.0)

@@ -68,10 +68,10 @@ def rebuild_cell(payload: dict[str, Any], registries: Registries) -> PlannedCell
     """The :class:`PlannedCell` of a payload, re-validated against this worker's plugins."""
     from harness.config import ModelRef
     from harness.errors import SpecError
-    from harness.results import Cell
+    from harness.results import CellKey
     from harness.cell import PlannedCell
 
-    cell = Cell.model_validate(payload["cell"])
+    cell = CellKey.model_validate(payload["cell"])
     suite_cls = registries.suites.get(payload["suite"])
     suite_cfg = suite_cls.parse_config(payload["suite_config"], at="suite config sent to the worker")
     method_cls = registries.method(payload["method"]) if payload["method"] else None
@@ -106,11 +106,11 @@ def failure_record(payload: dict[str, Any], error: dict[str, str], *, device: st
                    wall_s: float) -> RunRecord:
     """A ``failed`` record for a cell that never produced one itself (timeout, crash, bad worker)."""
     from harness.provenance import provenance
-    from harness.results import Cell, Provenance, RunRecord
+    from harness.results import CellKey, Provenance, RunRecord
 
     prov = provenance("cpu", started, wall_s)
     prov["device"] = device
-    return RunRecord(key=payload["key"], cell=Cell.model_validate(payload["cell"]), label=payload["label"],
+    return RunRecord(key=payload["key"], cell=CellKey.model_validate(payload["cell"]), label=payload["label"],
                      status="failed", error=error, provenance=Provenance(**prov))
 
 
@@ -120,9 +120,9 @@ def record_failure(job: dict[str, Any], error_type: str, message: str, *, starte
     from harness.cell import publish_record
     from harness.store import Store
 
-    from harness.results import Cell
+    from harness.results import CellKey
 
-    if Cell.model_validate(job["cell"]["cell"]).key() != job["cell"]["key"]:
+    if CellKey.model_validate(job["cell"]["cell"]).key() != job["cell"]["key"]:
         log.error("cell %s: %s: %s (not recorded: the payload's key does not match its cell)",
                   job["cell"]["key"][:12], error_type, message)
         return "failed"
