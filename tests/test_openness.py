@@ -149,6 +149,18 @@ def test_third_party_learner_and_metric_on_the_sae_board(third_party, capsys):
     # the built-in columns are all still there
     assert {"sae_ce_loss_recovered", "sae_l0", "sae_alive_fraction", "sae_dense_fraction[>1%]"} <= set(rows["topk"]["values"])
 
+    # the same version reuses every cell; bumping the package's version recomputes its cells
+    assert _run(tmp, TINY, methods) == 0 and "reused 2, failed 0" in capsys.readouterr().err
+    import shutil
+
+    shutil.rmtree(next((tmp / "site").glob("tp_openness-*.dist-info")))
+    make_distribution(tmp / "site", "tp-openness", {"tp_openness": "tp_openness"}, version="0.2")
+    plugins.reset()
+    assert _run(tmp, TINY, methods) == 0 and "computed 2, reused 0, failed 0" in capsys.readouterr().err
+    bumped = [r for r in _records(tmp) if r["cell"].get("plugins") == {"tp-openness": "0.2"}]
+    assert {r["label"] for r in bumped} == {"topk", "tp_relu"}
+    assert bumped[0]["provenance"]["plugins"]["suite"]["distribution"] == "harness-interp"
+
     # exclude drops the column (a new suite config: new cells, recomputed)
     excluded = {**TINY, "metrics": {"exclude": ["tp_top_latent_mean"]}}
     assert _run(tmp, excluded, methods[:1], "--leaderboard-dir", str(tmp / "lb2")) == 0
