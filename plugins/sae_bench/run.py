@@ -11,6 +11,7 @@ import torch
 from harness.metric_inputs import SAEInputs
 from harness.results import MetricValue, SuiteOutput
 
+from .capability import capability_values
 from .core import bootstrap_stderr, recovered_score
 from .evaluate import evaluate_sae
 from .probing import pooled_features, probe
@@ -180,6 +181,11 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     artifacts["feature_density"] = rel
 
     t0 = time.perf_counter()
+    capability_metrics, capability = capability_values(cell, loaded, sae, cfg)
+    metrics += capability_metrics
+    timings["capability"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     sweep_details = sweep(spec, train_acts, loaded, cfg, seed, device)
     del train_acts
     if sweep_details:
@@ -267,6 +273,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         "absorption": absorption,
         "scr_tpp": scr_tpp,
         "decoder_map": tsne,
+        "capability": capability,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
     return SuiteOutput(metrics=metrics, artifacts=artifacts, details=details)
