@@ -168,3 +168,31 @@ def test_capability_config_fields_and_metrics_are_declared():
         assert {"capability_tasks", "capability_limit", "capability_include_paths"} <= set(suite.Config.model_fields)
         assert {"capability_delta", "capability_acc"} <= set(suite.metrics)
     assert regs.metrics.get("capability_delta").unit == "pp"
+
+
+def test_sae_id_covers_scalar_buffers_and_changes_with_the_weights():
+    from harness_plugins.sae_bench.capability import sae_id
+
+    sae = PlusMinusIdentity(4)
+    sae.register_buffer("threshold", torch.tensor(0.5))  # 0-dim, as BatchTopK's inference threshold
+    first = sae_id(sae)
+    assert first == sae_id(copy.deepcopy(sae))
+    sae.threshold.fill_(0.25)
+    assert sae_id(sae) != first
+
+
+def test_capability_metrics_columns(zoo32):
+    from harness.evaluation.capability import capability_metrics
+    from harness.testing import registries_with
+
+    regs = registries_with(builtins=True)
+
+    class Cell:
+        def metric(self, name):
+            return regs.metrics.get(name)()
+
+    res = score_capability(zoo32, TASKS[:2], limit=10)
+    values = {v.column: v for v in capability_metrics(Cell(), res)}
+    assert set(values) == {f"capability_{m}[{k}]" for m in ("acc", "delta") for k in [*TASKS[:2], "mean"]}
+    assert values["capability_acc[mean]"].value == pytest.approx(sum(r.acc for r in res.tasks.values()) / 2)
+    assert values["capability_delta[mean]"].value == 0.0 and values[f"capability_acc[{TASKS[0]}]"].n == 10

@@ -83,6 +83,8 @@ class CapabilityResult(BaseModel):
     tasks: dict[str, TaskCapability]
     mean_delta: float = Field(description="Unweighted mean of the per-task deltas (pp).")
     mean_delta_stderr: float | None = Field(description="sqrt(sum delta_stderr^2) / tasks.")
+    mean_acc: float = Field(description="Unweighted mean accuracy over the tasks, with the method.")
+    mean_acc_stderr: float | None = Field(description="sqrt(sum acc_stderr^2) / tasks.")
     cached: bool = Field(description="True when no lm-eval run was needed (every result came from the cache).")
 
     def details(self) -> dict[str, Any]:
@@ -201,6 +203,7 @@ def score_capability(
     return CapabilityResult(
         model_id=res.model_id, reference_id=ref.model_id, intervention_id=intervention_id(intervention), tasks=out,
         mean_delta=sum(deltas) / len(deltas), mean_delta_stderr=combined_stderr([r.delta_stderr for r in out.values()]),
+        mean_acc=sum(r.acc for r in out.values()) / len(out), mean_acc_stderr=combined_stderr([r.acc_stderr for r in out.values()]),
         cached=res.all_cached and ref.all_cached,
     )  # fmt: skip
 
@@ -227,13 +230,14 @@ def capability_task_problems(field: str, tasks: Sequence[str], include_paths: Se
 
 
 def capability_metrics(cell: Any, result: CapabilityResult) -> list[Any]:
-    """The cell's ``capability_acc[<task>]`` (fraction), ``capability_delta[<task>]`` and
-    ``capability_delta[mean]`` (pp) values."""
+    """The cell's ``capability_acc[<task>]`` / ``capability_acc[mean]`` (fraction) and
+    ``capability_delta[<task>]`` / ``capability_delta[mean]`` (pp) values."""
     acc, delta = cell.metric("capability_acc"), cell.metric("capability_delta")
     out = []
     for t, r in result.tasks.items():
         out.append(acc.value(r.acc, key=t, stderr=r.acc_stderr, n=r.n))
         out.append(delta.value(r.delta, key=t, stderr=r.delta_stderr, n=r.n))
+    out.append(acc.value(result.mean_acc, key="mean", stderr=result.mean_acc_stderr, n=len(result.tasks)))
     out.append(delta.value(result.mean_delta, key="mean", stderr=result.mean_delta_stderr, n=len(result.tasks)))
     return out
 
@@ -252,8 +256,8 @@ class CapabilityDelta(ReportedMetric):
 class CapabilityAcc(ReportedMetric):
     name = "capability_acc"
     description = (
-        "Zero-shot lm-eval accuracy of the model with the method (keys: per task); on the row without a method it "
-        "is the reference accuracy the deltas are taken against."
+        "Zero-shot lm-eval accuracy of the model with the method (keys: per task, and `mean`); on the row without a "
+        "method it is the reference accuracy the deltas are taken against."
     )
     higher_is_better = True
     scope = "model"

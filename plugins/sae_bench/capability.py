@@ -26,7 +26,7 @@ def sae_id(sae: Any) -> str:
     for name, t in sorted(sae.state_dict().items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-dim buffers too
     return h.hexdigest()[:16]
 
 
