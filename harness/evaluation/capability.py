@@ -36,6 +36,7 @@ __all__ = [
     "CapabilityDelta",
     "CapabilityResult",
     "TaskCapability",
+    "ZOO_CAPABILITY_TASKS",
     "capability_metrics",
     "capability_task_problems",
     "cell_cache_dir",

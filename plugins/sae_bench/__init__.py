@@ -19,7 +19,13 @@ from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
-from harness.evaluation import capability
+from harness.evaluation.capability import (
+    INCLUDE_HELP as CAPABILITY_INCLUDE_HELP,
+    LIMIT_HELP as CAPABILITY_LIMIT_HELP,
+    TASKS_HELP as CAPABILITY_TASKS_HELP,
+    ZOO_CAPABILITY_TASKS,
+    capability_task_problems,
+)
 from harness.metric_inputs import SAEInputs
 from harness.protocols import Metric, ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
@@ -29,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SAEBENCH = "arXiv:2503.09532"
 #: Default capability check: the zoo's zero-shot tasks, the first CAPABILITY_LIMIT documents of each.
-CAPABILITY_TASKS = capability.ZOO_CAPABILITY_TASKS
+CAPABILITY_TASKS = ZOO_CAPABILITY_TASKS
 CAPABILITY_LIMIT = 100
 
 #: Budgets of the two presets (fields a spec leaves at None).
@@ -358,9 +364,9 @@ class SAEBenchSuite(Suite):
         tsne: bool = Field(
             True, description="Save a t-SNE map of the alive decoder directions coloured by best-predicted class (needs probing)."
         )
-        capability_tasks: list[str] = Field(list(CAPABILITY_TASKS), description=capability.TASKS_HELP)
-        capability_limit: int | None = Field(CAPABILITY_LIMIT, ge=1, description=capability.LIMIT_HELP)
-        capability_include_paths: list[str] = Field([], description=capability.INCLUDE_HELP)
+        capability_tasks: list[str] = Field(list(CAPABILITY_TASKS), description=CAPABILITY_TASKS_HELP)
+        capability_limit: int | None = Field(CAPABILITY_LIMIT, ge=1, description=CAPABILITY_LIMIT_HELP)
+        capability_include_paths: list[str] = Field([], description=CAPABILITY_INCLUDE_HELP)
 
         def budget(self, key: str) -> Any:
             """The field's value, or the preset's where it is None."""
@@ -384,7 +390,7 @@ class SAEBenchSuite(Suite):
         return problems + at_most_problems(
             "context_length", config.context_length, shape.max_positions, f"the max positions of {shape.name}",
             f"use context_length <= {shape.max_positions}",
-        ) + capability.capability_task_problems(
+        ) + capability_task_problems(
             "capability_tasks", config.capability_tasks, config.capability_include_paths, "capability_include_paths"
         )
 

@@ -24,7 +24,12 @@ from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
-from harness.evaluation import capability
+from harness.evaluation.capability import (
+    INCLUDE_HELP as CAPABILITY_INCLUDE_HELP,
+    LIMIT_HELP as CAPABILITY_LIMIT_HELP,
+    TASKS_HELP as CAPABILITY_TASKS_HELP,
+    capability_task_problems,
+)
 from harness.protocols import ReportedMetric, Suite
 from harness.results import SuiteOutput
 from harness.unlearning.data import Hook, Pooling
@@ -182,9 +187,9 @@ class UnlearningSuite(Suite):
             "use >= 99 for a test at 0.01).",
         )
         retain_sequences: int = Field(32, ge=2, description="Ordinary-text sequences for fitting (and as many for perplexity).")
-        capability_tasks: list[str] = Field(ZOO_TASKS, description=capability.TASKS_HELP)
-        capability_limit: int | None = Field(100, ge=1, description=capability.LIMIT_HELP)
-        capability_include_paths: list[str] = Field([], description=capability.INCLUDE_HELP)
+        capability_tasks: list[str] = Field(ZOO_TASKS, description=CAPABILITY_TASKS_HELP)
+        capability_limit: int | None = Field(100, ge=1, description=CAPABILITY_LIMIT_HELP)
+        capability_include_paths: list[str] = Field([], description=CAPABILITY_INCLUDE_HELP)
 
     def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell
@@ -206,8 +211,8 @@ class UnlearningSuite(Suite):
             *at_most_problems("prefix_len", span, shape.max_positions, f"the max positions of {shape.name}",
                               f"keep 1 + prefix_len + suffix_len <= {shape.max_positions}",
                               "1 + prefix_len + suffix_len, with <eos>"),
-            *capability.capability_task_problems("capability_tasks", config.capability_tasks,
-                                                 config.capability_include_paths, "capability_include_paths"),
+            *capability_task_problems("capability_tasks", config.capability_tasks,
+                                      config.capability_include_paths, "capability_include_paths"),
         ]
 
 
