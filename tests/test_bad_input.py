@@ -208,7 +208,7 @@ SPEC_PROBLEMS = [
     ({"suites": [{"name": "unlearning", "config": {"layers": [2]}}], "methods": []},
      "suites[0].config.layers: 2 out of range: zoo:zoo-32 has 2 layers, allowed -2..1"),
     ({"suites": [{"name": "unlearning", "config": {"layers": []}}], "methods": []}, "suites[0].config.layers: empty list"),
-    ({"suites": [{"name": "unlearning", "config": {"tasks": ["zoo_facts_frequnt"]}}], "methods": []},
+    ({"suites": [{"name": "unlearning", "config": {"capability_tasks": ["zoo_facts_frequnt"]}}], "methods": []},
      "no zoo task 'zoo_facts_frequnt'. Did you mean \"zoo_facts_frequent\"?"),
     ({"suites": [{"name": "unlearning", "config": {"sequences_jsonl": "nope.jsonl"}}], "methods": []},
      "suites[0].config.sequences_jsonl: no file 'nope.jsonl'"),

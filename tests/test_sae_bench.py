@@ -150,6 +150,7 @@ def test_sparse_probing_separable_toy():
 
 
 def test_suite_end_to_end(tmp_path):
+    import harness_plugins.lm_eval_suite as lm
     import harness_plugins.topk as tk
     import harness_plugins.zoo_models as zm
     from harness.config import RunSpec
@@ -160,12 +161,13 @@ def test_suite_end_to_end(tmp_path):
     zoo = _zoo()
     if zoo is None:
         pytest.skip("no zoo checkpoints")
-    regs = registries_with(("sae_bench", sb), ("topk", tk), ("zoo_models", zm))
+    regs = registries_with(("sae_bench", sb), ("topk", tk), ("zoo_models", zm), ("lm_eval_suite", lm))  # capability_*
     cfg = {
         "hook_point": "blocks.0.hook_resid_post", "train_tokens": 2048, "epochs": 1, "batch_size": 256,
         "eval_tokens": 512, "probe_train_examples": 40, "probe_test_examples": 40, "probe_k": [1],
         "probe_class_sets": ["topic"], "sweep_values": [2],
         "scr_tpp_train_examples": 240, "scr_tpp_test_examples": 240, "scr_tpp_n": [2],
+        "capability_tasks": ["zoo_agreement", "zoo_first_letter"], "capability_limit": 20,
     }  # fmt: skip
     spec = RunSpec(
         suites=[{"name": "sae", "config": cfg}], methods=[{"name": "topk", "config": {"k": 4}}],
@@ -187,6 +189,8 @@ def test_suite_end_to_end(tmp_path):
     assert -1.0 < vals["sae_explained_variance"] <= 1.0
     assert (tmp_path / rec.output.artifacts["feature_density"]).is_file()
     assert (tmp_path / rec.output.artifacts["decoder_tsne"]).is_file()
+    assert {"capability_delta[mean]", "capability_delta[zoo_first_letter]", "capability_acc[zoo_agreement]"} <= set(vals)
+    assert rec.output.details["capability"]["n"] == {"zoo_agreement": 20, "zoo_first_letter": 20}
     se = {m.metric: m.stderr for m in rec.output.metrics if m.key is None}
     assert se["sae_explained_variance"] > 0 and se["sae_ce_loss_recovered"] > 0 and se["sae_l0"] == pytest.approx(0.0)
     sweep = rec.output.details["sweep"]

@@ -122,8 +122,12 @@ class LmEvalSuite(Suite):
 
 @hookimpl
 def register_metrics(register):
+    from harness.evaluation.capability import CapabilityAcc, CapabilityDelta
+
     register(LmEvalAccuracy)
     register(LmEvalAccuracyMean)
+    register(CapabilityDelta)  # reported by the sae, unlearning and hallucination suites
+    register(CapabilityAcc)
 
 
 @hookimpl

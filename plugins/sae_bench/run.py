@@ -12,6 +12,7 @@ from harness.metric_inputs import SAEInputs
 from harness.metric_selection import extra_metric_names, keep
 from harness.results import MetricValue, SuiteOutput
 
+from .capability import capability_values
 from .core import bootstrap_stderr, recovered_score
 from .evaluate import evaluate_sae
 from .probing import pooled_features, probe
@@ -195,6 +196,11 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     artifacts["feature_density"] = rel
 
     t0 = time.perf_counter()
+    capability_metrics, capability = capability_values(cell, loaded, sae, cfg)
+    metrics += capability_metrics
+    timings["capability"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     if pretrained:
         sweep_details = {"field": cfg.sweep_field, "skipped": "a pretrained SAE is evaluated as saved, not retrained"}
     else:
@@ -287,6 +293,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         "absorption": absorption,
         "scr_tpp": scr_tpp,
         "decoder_map": tsne,
+        "capability": capability,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
     if pretrained:  # where the SAE came from: format, folder, content hash of its weights

@@ -15,6 +15,13 @@ from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
+from harness.evaluation.capability import (
+    INCLUDE_HELP as CAPABILITY_INCLUDE_HELP,
+    LIMIT_HELP as CAPABILITY_LIMIT_HELP,
+    TASKS_HELP as CAPABILITY_TASKS_HELP,
+    ZOO_CAPABILITY_TASKS,
+    capability_task_problems,
+)
 from harness.metric_inputs import GenerationsInputs
 from harness.metric_selection import SelectsMetrics, extra_metric_names, keep
 from harness.protocols import HallucinationMitigator, Metric, Suite
@@ -203,11 +210,12 @@ class HallucinationSuite(Suite):
     name = "hallucination"
     description = (
         "Fine-tune on the zoo world's rare + medium facts with each mitigator (same data, epochs, seed); "
-        "hallucination rate on rare and held-out facts, accuracy on frequent facts, EigenScore of the answers."
+        "hallucination rate on rare and held-out facts, accuracy on frequent facts, EigenScore of the answers, "
+        "zero-shot lm-eval accuracy change vs the un-fine-tuned model."
     )
     method_kinds = ("hallucination_mitigator",)
     include_baseline = True
-    metrics = ("hallucination_rate", "known_fact_accuracy", "answer_eigenscore")
+    metrics = ("hallucination_rate", "known_fact_accuracy", "answer_eigenscore", "capability_delta", "capability_acc")
     default_models = ("zoo:zoo-96",)
 
     class Config(SelectsMetrics):
@@ -224,6 +232,16 @@ class HallucinationSuite(Suite):
         train_splits: tuple[str, ...] = Field(("rare", "medium"), description="Fact splits fine-tuned on (as sentences).")
         questions_per_split: int | None = Field(None, ge=2, description="Questions per evaluated split; None = preset.")
         k: int | None = Field(None, ge=2, description="Sampled answers per question for the EigenScores; None = preset.")
+        capability_tasks: list[str] = Field(list(ZOO_CAPABILITY_TASKS), description=CAPABILITY_TASKS_HELP)
+        capability_limit: int | None = Field(100, ge=1, description=CAPABILITY_LIMIT_HELP)
+        capability_include_paths: list[str] = Field([], description=CAPABILITY_INCLUDE_HELP)
+
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """Capability task names must exist (zoo, lm-eval, or under capability_include_paths)."""
+        return capability_task_problems(
+            "capability_tasks", config.capability_tasks, config.capability_include_paths, "capability_include_paths"
+        )
 
     def run(self, cell: CellContext) -> SuiteOutput:
         import random
@@ -238,7 +256,7 @@ class HallucinationSuite(Suite):
         world = World(seed=0)
         texts = [f.sentence for s in cfg.train_splits for f in world.facts_by_split(s)]
         random.Random(cell.seed).shuffle(texts)
-        loaded = cell.load_model()
+        base = loaded = cell.load_model()
         if cell.method is not None:
             loaded = cell.method.apply(loaded, texts, seed=cell.seed)
             cell.evaluated_model = loaded
@@ -254,6 +272,11 @@ class HallucinationSuite(Suite):
         every = keep(cfg, ["answer_eigenscore"]) + extra_metric_names(cfg, cell.registries)  # a third party's too
         out += cell.compute_metrics(generations_inputs(all_q, seed=cell.seed, device=cell.device), every)
         details = {"train_texts": len(texts), "k": k, "history": getattr(loaded.model, "mitigation_history", None)}
+        if cfg.capability_tasks:
+            from .capability import capability_values
+
+            values, details["capability"] = capability_values(cell, loaded, base if cell.method is not None else None)
+            out += values
         return SuiteOutput(metrics=out, details=details)
 
 

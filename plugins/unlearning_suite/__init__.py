@@ -9,7 +9,8 @@ only the abstract is public). Per cell (unlearning method or the un-edited model
    (:class:`harness.unlearning.data.UnlearningData`);
 3. with the intervention applied: the frozen probes (fitted on the un-edited model), seven
    re-fitted attacker probes, a leave-one-out probe, behavioural recall (k-extractability),
-   retain perplexity and lm-eval accuracy deltas on the zoo tasks.
+   retain perplexity and zero-shot lm-eval accuracy deltas on the zoo tasks
+   (``capability_delta`` / ``capability_acc``, :func:`harness.evaluation.capability.score_capability`).
 
 The baseline row also runs the LOO controls (shuffled labels, random-init model).
 """
@@ -24,6 +25,12 @@ from pydantic import Field
 from harness import hookimpl
 from harness.config import PluginConfig
 from harness.metric_selection import SelectsMetrics
+from harness.evaluation.capability import (
+    INCLUDE_HELP as CAPABILITY_INCLUDE_HELP,
+    LIMIT_HELP as CAPABILITY_LIMIT_HELP,
+    TASKS_HELP as CAPABILITY_TASKS_HELP,
+    capability_task_problems,
+)
 from harness.protocols import ReportedMetric, Suite
 from harness.results import SuiteOutput
 from harness.unlearning.data import Hook, Pooling
@@ -34,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["UnlearningSuite"]
 
 PAPER = "arXiv:2605.01699"
+#: Capability tasks: the zoo's, without the rare / held-out fact tasks (unchanged since suite version 3).
 ZOO_TASKS = ["zoo_agreement", "zoo_arithmetic", "zoo_facts_frequent", "zoo_first_letter", "zoo_sequence"]
 
 
@@ -78,17 +86,6 @@ class RetainPerplexity(ReportedMetric):
     higher_is_better = False
     scope = "intervention"
     unit = "ppl"
-
-
-class LmEvalDelta(ReportedMetric):
-    name = "unlearning_lm_eval_delta"
-    description = (
-        "Accuracy change (percentage points) on the lm-eval tasks after the edit vs the un-edited model; "
-        "mean over tasks (keys: per task)."
-    )
-    higher_is_better = True
-    scope = "intervention"
-    unit = "pp"
 
 
 class LooProbe(ReportedMetric):
@@ -157,11 +154,12 @@ class UnlearningSuite(Suite):
         "unlearning_refit_probe_acc",
         "unlearning_recall",
         "unlearning_retain_perplexity",
-        "unlearning_lm_eval_delta",
         "loo_cross_sequence_probe",
         "memorisation_probe_gap",
         "memorisation_probe_gap_p",
         "memorisation_probe_gap_random_init",
+        "capability_delta",
+        "capability_acc",
     )
     version = "3"
     default_models = ("zoo:zoo-160",)
@@ -196,10 +194,9 @@ class UnlearningSuite(Suite):
             "use >= 99 for a test at 0.01).",
         )
         retain_sequences: int = Field(32, ge=2, description="Ordinary-text sequences for fitting (and as many for perplexity).")
-        tasks: list[str] = Field(ZOO_TASKS, description="lm-eval tasks of the capability check ([] = skip it).")
-        lm_eval_limit: int | None = Field(
-            100, ge=1, description="At most this many documents per lm-eval task (quick profile); None = all."
-        )
+        capability_tasks: list[str] = Field(ZOO_TASKS, description=CAPABILITY_TASKS_HELP)
+        capability_limit: int | None = Field(100, ge=1, description=CAPABILITY_LIMIT_HELP)
+        capability_include_paths: list[str] = Field([], description=CAPABILITY_INCLUDE_HELP)
 
     def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell
@@ -209,7 +206,7 @@ class UnlearningSuite(Suite):
     @classmethod
     def check(cls, config: PluginConfig, shape: Any) -> list[str]:
         """Depths in range, prompt + suffix within the model's positions, task names that exist."""
-        from harness.validation import at_most_problems, layer_problems, task_problems
+        from harness.validation import at_most_problems, layer_problems
 
         span = 1 + config.prefix_len + config.suffix_len  # <eos> + prefix + suffix
         data = config.sequences_jsonl
@@ -221,13 +218,14 @@ class UnlearningSuite(Suite):
             *at_most_problems("prefix_len", span, shape.max_positions, f"the max positions of {shape.name}",
                               f"keep 1 + prefix_len + suffix_len <= {shape.max_positions}",
                               "1 + prefix_len + suffix_len, with <eos>"),
-            *task_problems("tasks", config.tasks),
+            *capability_task_problems("capability_tasks", config.capability_tasks,
+                                      config.capability_include_paths, "capability_include_paths"),
         ]
 
 
 @hookimpl
 def register_metrics(register):
-    for m in (FrozenProbeAcc, RefitProbeAcc, Recall, RetainPerplexity, LmEvalDelta, LooProbe, ProbeGap, ProbeGapP, ProbeGapRandomInit):
+    for m in (FrozenProbeAcc, RefitProbeAcc, Recall, RetainPerplexity, LooProbe, ProbeGap, ProbeGapP, ProbeGapRandomInit):
         register(m)
 
 

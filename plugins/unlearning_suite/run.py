@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.metric_inputs import InterventionInputs
 from harness.metric_selection import extra_metric_names
+from harness.evaluation.capability import capability_metrics, cell_cache_dir, score_capability
 from harness.results import SuiteOutput
 from harness.unlearning.data import UnlearningData, pooled_activations
 from harness.unlearning.erasure import hook_points
@@ -18,8 +19,8 @@ from harness.unlearning.probes import fit_logistic, predict
 from .data import balanced_indices, jsonl_sequences, k_extractable, retain_sequences, zoo_sequences
 from .probes import ATTACKERS, attacker_accuracy, loo_accuracy
 
-#: Work that is the same for every row of one (model, suite config, seed): labels, the
-#: frozen probes, the baseline's lm-eval scores. Kept for the life of the process only.
+#: Work that is the same for every row of one (model, suite config, seed): labels and the
+#: frozen probes. Kept for the life of the process only.
 _SHARED: dict[str, dict[str, Any]] = {}
 
 
@@ -104,16 +105,6 @@ def perplexity(model: Any, data: UnlearningData) -> float:
     return math.exp(float(loss))
 
 
-def lm_eval_scores(cfg: Any, loaded: Any, intervention: Any, seed: int) -> dict[str, float]:
-    from harness.evaluation import evaluate_tasks
-
-    res = evaluate_tasks(
-        loaded.model, loaded.require_tokenizer(), cfg.tasks, limit=cfg.lm_eval_limit, seed=seed,
-        intervention=intervention, model_id=loaded.fingerprint, batch_size=32,
-    )
-    return {t: float(res.tasks[t].metrics["acc"]) for t in cfg.tasks}
-
-
 def shared(cfg: Any, cell: Any) -> dict[str, Any]:
     import torch
 
@@ -127,7 +118,6 @@ def shared(cfg: Any, cell: Any) -> dict[str, Any]:
     x = pooled_activations(loaded, tokens, points, cfg.pooling, prefix_len=cfg.prefix_len)
     frozen = [fit_logistic(x[i], y, l2=cfg.l2) for i in range(len(points))]
     s = {"forget": forget, "retain": fit_ret, "eval_retain": eval_ret, "info": info, "points": points, "frozen": frozen}
-    s["base_lm_eval"] = lm_eval_scores(cfg, loaded, None, cell.seed) if cfg.tasks else {}
     _SHARED[key] = s
     return s
 
@@ -157,7 +147,6 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         mem = forget.subset(1).tensor()
         recall = sum(k_extractable(loaded.model, mem, cfg.prefix_len)) / len(mem)
         ppl = perplexity(loaded, s["eval_retain"])
-    lm = lm_eval_scores(cfg, loaded, intervention, cell.seed) if (cfg.tasks and intervention is not None) else dict(s["base_lm_eval"])
 
     reg = cell.metric
     n = len(y)
@@ -170,12 +159,13 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         reg("unlearning_retain_perplexity").value(ppl, n=len(s["eval_retain"].sequences)),
         *[reg("loo_cross_sequence_probe").value(a, key=f"depth{i}", n=n, chance=0.5) for i, a in enumerate(loo)],
     ]
-    if cfg.tasks:
-        deltas = {t: 100 * (lm[t] - s["base_lm_eval"][t]) for t in cfg.tasks}
-        out.append(reg("unlearning_lm_eval_delta").value(sum(deltas.values()) / len(deltas), n=len(deltas)))
-        out += [reg("unlearning_lm_eval_delta").value(d, key=t) for t, d in deltas.items()]
-        details["lm_eval_acc"] = lm
-        details["lm_eval_acc_baseline"] = s["base_lm_eval"]
+    if cfg.capability_tasks:  # the un-edited model is the reference (scored once per output folder: cached)
+        cap = score_capability(
+            loaded, cfg.capability_tasks, intervention=intervention, limit=cfg.capability_limit,
+            include_paths=cfg.capability_include_paths, cache_dir=cell_cache_dir(cell),
+        )  # fmt: skip
+        out += capability_metrics(cell, cap)
+        details["capability"] = cap.details()
     if cell.method is None and cfg.controls:
         trained = loo_profile(loaded, tokens, y, points, cfg.pooling, cfg.l2, cfg.shuffles, cell.seed, cfg.prefix_len)
         rand = loo_profile(random_init_copy(loaded, cell.seed), tokens, y, points, cfg.pooling, cfg.l2, cfg.shuffles, cell.seed, cfg.prefix_len)
