@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.config import PluginConfig
 from harness.evaluation.tasks import StrPath
 from harness.protocols import ReportedMetric
 
@@ -56,6 +57,19 @@ TASKS_HELP = (
 )
 LIMIT_HELP = "At most this many documents per capability task; None = all."
 INCLUDE_HELP = "Extra folders of lm-eval task YAMLs for `capability_tasks` (the zoo's tasks are always available)."
+
+
+class CapabilityConfig(PluginConfig):
+    """The capability check's config fields, for a suite's ``Config`` to inherit (a suite with
+    other defaults re-declares the field); :meth:`capability_problems` is its plan-time check."""
+
+    capability_tasks: list[str] = Field(list(ZOO_CAPABILITY_TASKS), description=TASKS_HELP)
+    capability_limit: int | None = Field(100, ge=1, description=LIMIT_HELP)
+    capability_include_paths: list[str] = Field([], description=INCLUDE_HELP)
+
+    def capability_problems(self) -> list[str]:
+        return capability_task_problems("capability_tasks", self.capability_tasks, self.capability_include_paths,
+                                        "capability_include_paths")
 
 
 class TaskCapability(BaseModel):

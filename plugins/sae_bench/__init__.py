@@ -19,13 +19,7 @@ from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
-from harness.evaluation.capability import (
-    INCLUDE_HELP as CAPABILITY_INCLUDE_HELP,
-    LIMIT_HELP as CAPABILITY_LIMIT_HELP,
-    TASKS_HELP as CAPABILITY_TASKS_HELP,
-    ZOO_CAPABILITY_TASKS,
-    capability_task_problems,
-)
+from harness.evaluation.capability import CapabilityConfig
 from harness.metric_inputs import SAEInputs
 from harness.metric_selection import SelectsMetrics
 from harness.protocols import Metric, ReportedMetric, Suite
@@ -35,9 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from harness.context import CellContext
 
 SAEBENCH = "arXiv:2503.09532"
-#: Default capability check: the zoo's zero-shot tasks, the first CAPABILITY_LIMIT documents of each.
-CAPABILITY_TASKS = ZOO_CAPABILITY_TASKS
-CAPABILITY_LIMIT = 100
 
 #: Budgets of the two presets (fields a spec leaves at None).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -288,7 +279,7 @@ class SAEBenchSuite(Suite):
     default_models = ("zoo:zoo-96",)
     default_methods = ("topk", "vsae_topk", "batchtopk")  # the seed paper's pair plus one; relu_l1 needs a longer budget
 
-    class Config(SelectsMetrics):
+    class Config(SelectsMetrics, CapabilityConfig):
         metric_scope = "sae"  # every registered computed sae-scope metric is a column (metrics: include/exclude)
 
         preset: Literal["quick", "full"] = Field(
@@ -372,9 +363,6 @@ class SAEBenchSuite(Suite):
         tsne: bool = Field(
             True, description="Save a t-SNE map of the alive decoder directions coloured by best-predicted class (needs probing)."
         )
-        capability_tasks: list[str] = Field(list(CAPABILITY_TASKS), description=CAPABILITY_TASKS_HELP)
-        capability_limit: int | None = Field(CAPABILITY_LIMIT, ge=1, description=CAPABILITY_LIMIT_HELP)
-        capability_include_paths: list[str] = Field([], description=CAPABILITY_INCLUDE_HELP)
 
         def budget(self, key: str) -> Any:
             """The field's value, or the preset's where it is None."""
@@ -398,9 +386,7 @@ class SAEBenchSuite(Suite):
         return problems + at_most_problems(
             "context_length", config.context_length, shape.max_positions, f"the max positions of {shape.name}",
             f"use context_length <= {shape.max_positions}",
-        ) + capability_task_problems(
-            "capability_tasks", config.capability_tasks, config.capability_include_paths, "capability_include_paths"
-        )
+        ) + config.capability_problems()
 
     @classmethod
     def summarize(cls, records: list[Any], out_dir: Path) -> str | None:

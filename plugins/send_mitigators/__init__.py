@@ -15,13 +15,7 @@ from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
-from harness.evaluation.capability import (
-    INCLUDE_HELP as CAPABILITY_INCLUDE_HELP,
-    LIMIT_HELP as CAPABILITY_LIMIT_HELP,
-    TASKS_HELP as CAPABILITY_TASKS_HELP,
-    ZOO_CAPABILITY_TASKS,
-    capability_task_problems,
-)
+from harness.evaluation.capability import CapabilityConfig
 from harness.metric_inputs import GenerationsInputs
 from harness.metric_selection import SelectsMetrics, extra_metric_names, keep
 from harness.protocols import HallucinationMitigator, Metric, Suite
@@ -218,7 +212,7 @@ class HallucinationSuite(Suite):
     metrics = ("hallucination_rate", "known_fact_accuracy", "answer_eigenscore", "capability_delta", "capability_acc")
     default_models = ("zoo:zoo-96",)
 
-    class Config(SelectsMetrics):
+    class Config(SelectsMetrics, CapabilityConfig):
         metric_scope = "generations"  # registered computed generations metrics are columns (metrics: include/exclude)
 
         @classmethod
@@ -232,16 +226,11 @@ class HallucinationSuite(Suite):
         train_splits: tuple[str, ...] = Field(("rare", "medium"), description="Fact splits fine-tuned on (as sentences).")
         questions_per_split: int | None = Field(None, ge=2, description="Questions per evaluated split; None = preset.")
         k: int | None = Field(None, ge=2, description="Sampled answers per question for the EigenScores; None = preset.")
-        capability_tasks: list[str] = Field(list(ZOO_CAPABILITY_TASKS), description=CAPABILITY_TASKS_HELP)
-        capability_limit: int | None = Field(100, ge=1, description=CAPABILITY_LIMIT_HELP)
-        capability_include_paths: list[str] = Field([], description=CAPABILITY_INCLUDE_HELP)
 
     @classmethod
     def check(cls, config: PluginConfig, shape: Any) -> list[str]:
         """Capability task names must exist (zoo, lm-eval, or under capability_include_paths)."""
-        return capability_task_problems(
-            "capability_tasks", config.capability_tasks, config.capability_include_paths, "capability_include_paths"
-        )
+        return config.capability_problems()
 
     def run(self, cell: CellContext) -> SuiteOutput:
         import random

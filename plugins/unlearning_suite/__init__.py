@@ -25,12 +25,8 @@ from pydantic import Field
 from harness import hookimpl
 from harness.config import PluginConfig
 from harness.metric_selection import SelectsMetrics
-from harness.evaluation.capability import (
-    INCLUDE_HELP as CAPABILITY_INCLUDE_HELP,
-    LIMIT_HELP as CAPABILITY_LIMIT_HELP,
-    TASKS_HELP as CAPABILITY_TASKS_HELP,
-    capability_task_problems,
-)
+from harness.evaluation.capability import TASKS_HELP as CAPABILITY_TASKS_HELP
+from harness.evaluation.capability import CapabilityConfig
 from harness.protocols import ReportedMetric, Suite
 from harness.results import SuiteOutput
 from harness.unlearning.data import Hook, Pooling
@@ -165,7 +161,7 @@ class UnlearningSuite(Suite):
     default_models = ("zoo:zoo-160",)
     default_methods = ("pga", "md_pga", "leace", "mean_diff_projection", "gradient_ascent")
 
-    class Config(SelectsMetrics):
+    class Config(SelectsMetrics, CapabilityConfig):
         metric_scope = "intervention"  # registered computed intervention metrics are columns (metrics: include/exclude)
 
         prefix_len: int = Field(10, ge=1, description="Prompt tokens of k-extractability after <eos> (Pythia: 32; scaled down: the "
@@ -194,9 +190,7 @@ class UnlearningSuite(Suite):
             "use >= 99 for a test at 0.01).",
         )
         retain_sequences: int = Field(32, ge=2, description="Ordinary-text sequences for fitting (and as many for perplexity).")
-        capability_tasks: list[str] = Field(ZOO_TASKS, description=CAPABILITY_TASKS_HELP)
-        capability_limit: int | None = Field(100, ge=1, description=CAPABILITY_LIMIT_HELP)
-        capability_include_paths: list[str] = Field([], description=CAPABILITY_INCLUDE_HELP)
+        capability_tasks: list[str] = Field(ZOO_TASKS, description=CAPABILITY_TASKS_HELP)  # no rare / held-out facts
 
     def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell
@@ -218,8 +212,7 @@ class UnlearningSuite(Suite):
             *at_most_problems("prefix_len", span, shape.max_positions, f"the max positions of {shape.name}",
                               f"keep 1 + prefix_len + suffix_len <= {shape.max_positions}",
                               "1 + prefix_len + suffix_len, with <eos>"),
-            *capability_task_problems("capability_tasks", config.capability_tasks,
-                                      config.capability_include_paths, "capability_include_paths"),
+            *config.capability_problems(),
         ]
 
 
