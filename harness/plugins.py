@@ -213,6 +213,7 @@ class Registries:
         pm = plugin_set.pm
         self.by_kind: dict[str, Registry[Any]] = {k.kind: Registry(k.label, k.base_class()) for k in kinds()}
         self.hooks_of: dict[str, list[str]] = {}
+        self._identities: dict[str, tuple[str, str] | None] = {}
         for hook_name in known_hooks(pm):
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
                 self.hooks_of.setdefault(impl.plugin_name, []).append(hook_name)
@@ -265,7 +266,13 @@ class Registries:
         """``(name, version)`` identifying the code of plugin ``origin`` in cell keys, or None for the
         built-ins (harness's own distribution, versioned by its suites). A distribution gives
         ``(distribution, version)``; a one-file plugin, or a module registered in-process,
-        ``("file:<file name>", sha256 of its source)``."""
+        ``("file:<file name>", sha256 of its source)``. Worked out once per plugin (the registries
+        are frozen, so a file is hashed once, not once per planned cell)."""
+        if origin not in self._identities:
+            self._identities[origin] = self._identify(origin)
+        return self._identities[origin]
+
+    def _identify(self, origin: str) -> tuple[str, str] | None:
         source = self.plugin_set.sources.get(origin)
         if source is None or source.distribution == OWN_DISTRIBUTION:
             return None

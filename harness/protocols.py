@@ -282,10 +282,3 @@ class ModelSource(Plugin):
 
         shown = f"{self.name}:{name}" + (f"@{revision}" if revision else "")
         return ModelShape.from_folder(path, shown)
-
-
-def plugin_bases() -> dict[Kind, type[Any]]:
-    """kind -> base class, for every kind of :data:`harness.kinds.KINDS` (imports them)."""
-    from harness.kinds import kinds
-
-    return {k.kind: k.base_class() for k in kinds()}

@@ -257,11 +257,9 @@ def _resolve_learner(learner: Any, d_in: int, config: Any, seed: int) -> Any:
         from harness.plugins import get_registries
 
         learner = get_registries()["dictionary_learner"].get(learner)
-    from harness.sae.contract import check_learner
+    from harness.protocols import LearnerSpec
 
-    created = learner.create(d_in, config, seed=seed)
-    check_learner(created, d_in, getattr(learner, "name", type(created).__name__))
-    return created
+    return LearnerSpec(learner, learner.parse_config(config)).create(d_in, seed=seed)  # contract-checked
 
 
 def train_sae(
