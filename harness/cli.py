@@ -291,7 +291,7 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baselines-only", action="store_true", help="Score the unmodified models only.")
     p.add_argument("--model", action="append",
                    help="Model: [source:]name[@revision], e.g. zoo:zoo-m or EleutherAI/pythia-70m (repeatable).")
-    p.add_argument("--seed", action="append", type=int, help="Seed (repeatable; default 0).")
+    p.add_argument("--seed", action="append", type=int, help="Seed (repeatable); default: each suite's default seeds (0 1 2 for stochastic suites, 0 otherwise).")
     p.add_argument("--extra-metric", action="append",
                    help="A model-scope metric computed on every cell's model, e.g. from a third-party plugin.")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="Device (default auto).")

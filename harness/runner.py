@@ -148,7 +148,7 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                 mcfg = mcls.parse_config(mspec.config) if mcls and mspec else None
                 method_data = dataset_identities(mcfg, registries, prefix="method.") if mcfg is not None else {}
                 plugins = registries.cell_plugins(suite_cls, mcls, registries.model_sources.get(model.source))
-                for seed in spec.seeds:
+                for seed in spec.seeds or suite_cls.default_seeds:
                     cell = CellKey(
                         suite=suite_cls.name,
                         suite_version=suite_cls.version,
