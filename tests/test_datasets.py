@@ -256,3 +256,20 @@ def test_harness_datasets_lists_providers_presets_and_suite_fields(capsys):
     assert main(["datasets", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {"world", "local", "hf"} <= {d["name"] for d in doc["datasets"]}
+
+
+def test_the_readme_dataset_plugin_registers_and_opens(tmp_path):
+    """The README's "Writing a dataset" example, run as written."""
+    import types
+
+    import harness.datasets.builtin as builtin
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Writing a dataset", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    module = types.ModuleType("readme_dataset")
+    exec(compile(code, "README.md", "exec"), module.__dict__)  # noqa: S102 - our own README
+    regs = registries_with(("datasets", builtin), ("readme_dataset", module))
+    (tmp_path / "notes.txt").write_text("first\n\nsecond\nthird\n")
+    corpus = open_role({"dataset": "my_corpus", "config": {"path": str(tmp_path / "notes.txt")}}, "corpus", regs)
+    assert list(corpus.texts()) == ["first", "second", "third"] and list(corpus.texts(start=2)) == ["second", "third"]
