@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from harness.kinds import kind_names
+from harness.network import ALLOW_NETWORK_VAR, OFFLINE_VARS
 
 #: Commands of harness itself; any other command name is looked up among the plugins'
 #: ``register_commands`` (which loads the plugins, so ``harness --help`` stays light).
@@ -93,6 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     regs = _registries(args)
     spec = _spec_from_args(args)
     executor = executor_from_args(args, regs, spec.executor)
+    if getattr(args, "allow_network", False):
+        os.environ[ALLOW_NETWORK_VAR] = "1"  # also seen by the executors' worker processes
     _offline_unless_asked(spec)
     cells = plan(spec, regs)
     store = Store(spec.output_dir)
@@ -143,14 +146,11 @@ def _add_executor_args(p: argparse.ArgumentParser, registries=None) -> None:  # 
     add_executor_arguments(g, registries)
 
 
-OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-
-
 def _offline_unless_asked(spec) -> None:  # noqa: ANN001
     """No network unless asked: when every model is local (the zoo, or a folder on disk) the run
     sets the Hugging Face offline variables, so nothing reaches for the hub. A hub model name
-    in the spec, or HARNESS_ALLOW_NETWORK=1, is the ask."""
-    if os.environ.get("HARNESS_ALLOW_NETWORK") == "1":
+    in the spec, ``--allow-network`` or HARNESS_ALLOW_NETWORK=1 is the ask (:mod:`harness.network`)."""
+    if os.environ.get(ALLOW_NETWORK_VAR) == "1":
         return
     if any(m.source == "hf" and not Path(m.name).expanduser().exists() for m in spec.models):
         return
@@ -305,6 +305,10 @@ def build_parser(registries=None) -> argparse.ArgumentParser:  # noqa: ANN001
     p.add_argument("--force", action="store_true", help="Recompute cells already recorded (old records kept).")
     p.add_argument("--dry-run", action="store_true", help="Print the planned cells and stop.")
     p.add_argument("--no-progress", action="store_true", help="No progress bars.")
+    p.add_argument("--allow-network", action="store_true",
+                   help="Let the run reach the Hugging Face Hub (standard lm-eval tasks' and hf data sets, hub "
+                   "models); same as HARNESS_ALLOW_NETWORK=1. Without it a run whose models are all local sets "
+                   "HF_HUB_OFFLINE / HF_DATASETS_OFFLINE / TRANSFORMERS_OFFLINE.")
     _add_executor_args(p, registries)
     p.set_defaults(func=cmd_run)
 
