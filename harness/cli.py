@@ -85,6 +85,16 @@ def _spec_from_args(args: argparse.Namespace):  # noqa: ANN202
     return load_spec(Path(args.spec) if args.spec else None, overrides)
 
 
+def _with_tasks_dirs(args: argparse.Namespace, spec, regs):  # noqa: ANN001, ANN202
+    """``--tasks-dir`` folders appended to every lm-eval-using suite's task folders."""
+    dirs = getattr(args, "tasks_dir", None)
+    if not dirs:
+        return spec
+    from harness.evaluation.folders import with_task_dirs
+
+    return with_task_dirs(spec, regs, dirs)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.executors.cli_options import executor_from_args
     from harness.leaderboard import build_leaderboards
@@ -92,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.store import Store
 
     regs = _registries(args)
-    spec = _spec_from_args(args)
+    spec = _with_tasks_dirs(args, _spec_from_args(args), regs)
     executor = executor_from_args(args, regs, spec.executor)
     if getattr(args, "allow_network", False):
         os.environ[ALLOW_NETWORK_VAR] = "1"  # also seen by the executors' worker processes
@@ -165,7 +175,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from harness.store import Store
 
     regs = _registries(args)
-    spec = _spec_from_args(args)
+    spec = _with_tasks_dirs(args, _spec_from_args(args), regs)
     store = Store(spec.output_dir)
     counts: Counter[tuple[str, str]] = Counter()
     cells = plan(spec, regs)
@@ -275,6 +285,13 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], help="Model dtype.")
     p.add_argument("--output-dir", help="Results store (default harness-results).")
     p.add_argument("--leaderboard-dir", help="Where leaderboards are written (default leaderboards).")
+    p.add_argument("--tasks-dir", action="append", metavar="DIR",
+                   help="A folder of local lm-eval task YAMLs (and their data) added to every lm-eval-using suite's "
+                   "task folders for this run (lm_eval and scaling: include_paths; sae, unlearning, hallucination: "
+                   "capability_include_paths; name its tasks in the suite's tasks / capability_tasks, or lm_eval and "
+                   "scaling run them all by default). It enters the cell key as the folder name in the suite config "
+                   "plus a hash of every file under it: a changed task YAML or data file recomputes the cell "
+                   "(repeatable).")
 
 
 def _plugin_commands(regs) -> dict[str, str]:  # noqa: ANN001

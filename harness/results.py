@@ -78,10 +78,17 @@ class CellKey(BaseModel):
         "version, as before.",
     )
 
+    task_dirs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Local lm-eval task folders the suite config names (include paths, `harness run --tasks-dir`) "
+        "-> sha256 of their files: a changed task YAML or data file recomputes the cell.",
+    )
+
     def key(self) -> str:
         data = self.model_dump(mode="json")
-        if not data["plugins"]:  # cells of built-in plugins only keep the keys they always had
-            data.pop("plugins")
+        for name in ("plugins", "task_dirs"):  # empty: the cell keeps the key it always had
+            if not data[name]:
+                data.pop(name)
         return content_hash(data)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from harness.cell import PlannedCell
 from harness.config import ComponentSpec, ModelRef, RunSpec
 from harness.errors import SpecError
+from harness.evaluation.folders import task_dirs_identity
 from harness.executors.base import RunSummary
 from harness.metric_selection import selection_problems
 from harness.plugins import Registries
@@ -115,6 +116,7 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
     for i, s in enumerate(suite_specs):
         suite_cls = registries.suites.get(s.name)
         suite_cfg = suite_cls.parse_config(s.config, at=f"suites[{i}].config")
+        task_dirs = task_dirs_identity(suite_cfg, at=f"suites[{i}].config")
         selection = selection_problems(suite_cfg, registries, f"suites[{i}].config")
         if selection:
             raise SpecError("\n".join(selection))
@@ -152,6 +154,7 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                         dtype=spec.dtype,
                         extra_metrics=list(spec.extra_metrics),
                         plugins=plugins,
+                        task_dirs=task_dirs,
                     )
                     label = mspec.display if mspec else "base model"
                     if s.name in repeated:  # e.g. the sae suite at two hook points: one row per entry

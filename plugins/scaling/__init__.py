@@ -20,6 +20,7 @@ from pydantic import Field, field_validator
 
 from harness import hookimpl
 from harness.config import PluginConfig
+from harness.evaluation.folders import TaskFolders, task_folders_field
 from harness.metric_inputs import ModelInputs
 from harness.protocols import Metric, ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
@@ -190,7 +191,12 @@ class ScalingSuite(Suite):
             "'full' (every doc). Fields left at None take the preset's value.",
         )
         tasks: list[str] | None = Field(
-            None, description="lm-eval task names; None = every task of the embedded world (harness/zoo/tasks).",
+            None, description="lm-eval task names; None = every task of the embedded world (harness/zoo/tasks) "
+            "and of `include_paths`.",
+        )
+        include_paths: TaskFolders = task_folders_field(
+            "Extra folders of local lm-eval task YAMLs for `tasks` and `swap_tasks` (the zoo's tasks are always "
+            "included); `harness run --tasks-dir DIR` appends to it. Each folder's file contents enter the cell key."
         )
         task_kinds: dict[str, str] = Field(
             default_factory=dict,
@@ -247,11 +253,16 @@ class ScalingSuite(Suite):
 
     @classmethod
     def check(cls, config: PluginConfig, shape: Any) -> list[str]:
-        """Task names exist; swapped layers and heads are the model's."""
-        from harness.validation import layer_problems, task_problems
+        """Include folders exist; task names are in them, the zoo's or lm-eval's; swapped layers and heads
+        are the model's."""
+        from harness.evaluation.capability import capability_task_problems
+        from harness.validation import layer_problems
 
-        problems = [*task_problems("tasks", config.tasks), *task_problems("swap_tasks", config.swap_tasks),
-                    *layer_problems("swap_layers", config.swap_layers, shape, negative=False)]
+        folders = config.include_paths
+        problems = capability_task_problems("tasks", config.tasks or [], folders, "include_paths")
+        if not any(p.startswith("include_paths:") for p in problems):
+            problems += capability_task_problems("swap_tasks", config.swap_tasks, folders, "include_paths")
+        problems += layer_problems("swap_layers", config.swap_layers, shape, negative=False)
         bad = [h for h in config.swap_heads or [] if not 0 <= h < shape.n_heads]
         if config.swap_heads == []:
             problems.append(f"swap_heads: empty list; allowed: heads in 0..{shape.n_heads - 1}. Fix: name at least "
