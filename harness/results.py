@@ -78,6 +78,13 @@ class CellKey(BaseModel):
         "version, as before.",
     )
 
+    datasets: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Identity of every data field not at its default (field path -> provider, path, revision, "
+        "content hash; harness.datasets.ref): changed data recomputes the cell. Default (world) data is covered "
+        "by the suite version, as before.",
+    )
+
     task_dirs: dict[str, str] = Field(
         default_factory=dict,
         description="Local lm-eval task folders the suite config names (include paths, `harness run --tasks-dir`) "
@@ -86,9 +93,9 @@ class CellKey(BaseModel):
 
     def key(self) -> str:
         data = self.model_dump(mode="json")
-        for name in ("plugins", "task_dirs"):  # empty: the cell keeps the key it always had
-            if not data[name]:
-                data.pop(name)
+        for empty in ("plugins", "datasets", "task_dirs"):  # cells without them keep the keys they always had
+            if not data[empty]:
+                data.pop(empty)
         return content_hash(data)
 
 
