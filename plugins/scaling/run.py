@@ -195,8 +195,10 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         metrics += cell.metric("scaling_exact_match").report(em, {t: 0.0 for t in em})
     n_docs = cfg.budget("heldout_docs")
     if n_docs:
-        heldout = cell.registries.metrics.get("scaling_heldout_loss")({"n_docs": n_docs, "world_seed": cfg.world_seed})
-        metrics.append(heldout.compute(ModelInputs(model=loaded, seed=cell.seed, device=cell.device)))
+        heldout = cell.registries.metrics.get("scaling_heldout_loss")({"n_docs": n_docs, "world_seed": cfg.world_seed,
+                                                                      "corpus": cfg.corpus})
+        metrics.append(heldout.score(ModelInputs(model=loaded, seed=cell.seed, device=cell.device),
+                                     cell.data(heldout.corpus_ref(), "corpus")))
     details: dict[str, Any] = {
         "n_params": sum(p.numel() for p in loaded.model.parameters()),
         "model_name": cell.model_ref.name, "revision": cell.model_ref.revision or "main",
