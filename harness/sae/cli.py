@@ -102,6 +102,22 @@ def _check_args(args: argparse.Namespace, shape: Any) -> None:
                         f"2..{limit}. Fix: pass --context-length {limit} or less.")
 
 
+def out_of_tokens_message(args: argparse.Namespace, err: Any, harvested: int | None = None) -> str:
+    """What train-sae says when its text runs out before the budget (``err``: ActivationsExhausted;
+    ``harvested``: tokens the harvest gave, including a last part-batch the trainer could not use)."""
+    found = err.found if harvested is None else max(harvested, err.found)
+    where = f"--text-file {args.text_file}" if args.text_file else f"the world stream from --world-start {args.world_start}"
+    asked = (f"--steps {args.steps}" if args.steps is not None else f"--tokens {args.tokens}") + \
+        f" asks for {err.needed} ({err.steps} steps x --batch-size {err.batch_size})"
+    if found < err.batch_size:
+        fix = (f"a longer --text-file, or --batch-size {max(found, 1)} or less (one step takes a whole batch) with "
+               f"--tokens {max(found, 1)} or less")
+    else:
+        fix = f"a longer --text-file, or --tokens {found - found % err.batch_size} or less"
+    return (f"Out of training tokens: {where} gave {found} tokens at {args.hook} (BOS and padding excluded), "
+            f"but {asked}; it ran out at step {err.step}. Fix: {fix}.")
+
+
 def _trained_by_shared_trainer(cls: Any) -> bool:
     from harness.sae.base import SAEBase
 
@@ -125,7 +141,8 @@ def cmd_train_sae(args: argparse.Namespace) -> int:
 
     from harness.config import ModelRef
     from harness.plugins import get_registries
-    from harness.sae.trainer import activations_from_model, train_sae
+    from harness.errors import SpecError
+    from harness.sae.trainer import ActivationsExhausted, activations_from_model, train_sae
     from harness.validation import model_shape, validate_learner
 
     regs = get_registries(plugins_dirs=[Path(d) for d in getattr(args, "plugins_dir", None) or []])
@@ -145,10 +162,14 @@ def cmd_train_sae(args: argparse.Namespace) -> int:
                 "model_name": str(ref), "context_size": args.context_length, "prepend_bos": True,
                 "dataset_path": args.text_file or ("zoo-world" if ref.source == "zoo" else None)}
     d_in = shape.at(args.hook).d_in if shape is not None else None
-    sae, log = train_sae(learner, config, source, d_in=d_in or loaded.d_model, tokens=args.tokens, steps=args.steps,
-                         batch_size=args.batch_size, seed=args.seed, device=str(loaded.device),
-                         checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-                         progress=not args.no_progress, metadata=metadata)
+    try:
+        sae, log = train_sae(learner, config, source, d_in=d_in or loaded.d_model, tokens=args.tokens,
+                             steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=str(loaded.device),
+                             checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+                             progress=not args.no_progress, metadata=metadata)
+    except ActivationsExhausted as err:
+        harvested = getattr(getattr(source, "source", None), "rows", None)  # the buffer's harvest: every token seen
+        raise SpecError(out_of_tokens_message(args, err, harvested)) from None
     out = Path(args.output_dir)
     sae.save(out)
     (out / "train_log.json").write_text(json.dumps(log.to_dict(), indent=1))
