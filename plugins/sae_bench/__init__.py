@@ -1,12 +1,14 @@
 """Suite "sae": SAEBench-style evaluation of dictionary learners (Karvonen et al., arXiv 2503.09532).
 
 Per row (a dictionary learner) and seed: residual-stream activations of the cell's model are
-harvested from the embedded world's text, the learner is trained with the shared trainer
-(:func:`harness.sae.train_sae`), and then scored on held-out documents: sparsity and
-reconstruction (L0, MSE, explained variance, cosine, l2 ratio), downstream faithfulness with
-the reconstruction spliced into the forward pass (CE-loss recovered, KL score), latent usage
-(alive fraction, dense fractions, density histogram) and sparse probing on the world's class
-sets. Formulas, sources and our choices: README.md. Heavy code lives in the submodules.
+harvested from the ``corpus`` (default: the embedded world's text), the learner is trained with
+the shared trainer (:func:`harness.sae.train_sae`), and then scored on held-out documents:
+sparsity and reconstruction (L0, MSE, explained variance, cosine, l2 ratio), downstream
+faithfulness with the reconstruction spliced into the forward pass (CE-loss recovered, KL score),
+latent usage (alive fraction, dense fractions, density histogram), sparse probing on the
+``probe_sets`` (default: the world's class sets), absorption and SCR / TPP (``scr_tpp_set``).
+Every data field defaults to the world (:mod:`harness.datasets`). Formulas, sources and our
+choices: README.md. Heavy code lives in the submodules.
 """
 
 from __future__ import annotations

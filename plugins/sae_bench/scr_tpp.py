@@ -1,5 +1,7 @@
 """Feature-independence metrics of SAEBench: SCR and TPP (arXiv 2503.09532; SAEBench
-``evals/scr_and_tpp/main.py``), on the world's topic sentences with the pronoun as spurious concept.
+``evals/scr_and_tpp/main.py``), on a labelled set with a binary spurious label: by default the world's
+topic sentences with the pronoun as spurious concept (any :class:`harness.datasets.LabelledText`
+with ``has_spurious``, e.g. bias_in_bios' profession with gender, through :func:`scr_tpp_scores`).
 
 Both metrics zero-ablate N latents and re-score linear probes on mean-pooled residual
 activations at the SAE's hook point. Zero-ablation keeps the SAE's reconstruction error, as in
