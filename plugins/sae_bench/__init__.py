@@ -411,7 +411,13 @@ class SAEBenchSuite(Suite):
             return [DatasetRef(dataset="world", config={"class_set": c}) for c in self.probe_class_sets]
 
         @model_validator(mode="after")
-        def _one_probe_source(self) -> Any:
+        def _consistent_fields(self) -> Any:
+            if self.train_start_doc == self.eval_start_doc:
+                raise ValueError(
+                    f"train_start_doc and eval_start_doc are both {self.eval_start_doc}: the held-out text would be "
+                    "the training text. Fix: start the held-out documents after the training ones (e.g. eval_start_doc "
+                    "at 80% of a local corpus's documents)."
+                )
             default = type(self).model_fields["probe_class_sets"].get_default(call_default_factory=True)
             if self.probe_sets and self.probe_class_sets != default:
                 raise ValueError(
