@@ -206,6 +206,7 @@ def test_sparse_probing_separable_toy():
 
 
 def test_suite_end_to_end(tmp_path):
+    import harness.datasets.builtin as datasets
     import harness_plugins.lm_eval_suite as lm
     import harness_plugins.topk as tk
     import harness_plugins.zoo_models as zm
@@ -217,7 +218,8 @@ def test_suite_end_to_end(tmp_path):
     zoo = _zoo()
     if zoo is None:
         pytest.skip("no zoo checkpoints")
-    regs = registries_with(("sae_bench", sb), ("topk", tk), ("zoo_models", zm), ("lm_eval_suite", lm))  # capability_*
+    regs = registries_with(("sae_bench", sb), ("topk", tk), ("zoo_models", zm), ("lm_eval_suite", lm),  # capability_*
+                           ("datasets", datasets))  # the world, the default of the data fields
     cfg = {
         "hook_point": "blocks.0.hook_resid_post", "train_tokens": 2048, "epochs": 1, "batch_size": 256,
         "eval_tokens": 512, "probe_train_examples": 40, "probe_test_examples": 40, "probe_k": [1],
