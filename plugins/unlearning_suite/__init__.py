@@ -7,12 +7,15 @@ only the abstract is public). Per cell (unlearning method or the un-edited model
    of the zoo world's canaries + never-seen controls (or a user jsonl), balanced by class;
 2. the method fits an :class:`~harness.protocols.Intervention` on ``forget`` / ``retain``
    (:class:`harness.unlearning.data.UnlearningData`);
-3. with the intervention applied: the frozen probes (fitted on the un-edited model), seven
-   re-fitted attacker probes, a leave-one-out probe, behavioural recall (k-extractability),
+3. with the intervention applied: the frozen probes (fitted on the un-edited model, cross-fitted:
+   each sequence is scored by a probe that did not train on it), seven re-fitted attacker probes,
+   a leave-one-out probe, behavioural recall (k-extractability),
    retain perplexity and zero-shot lm-eval accuracy deltas on the zoo tasks
    (``capability_delta`` / ``capability_acc``, :func:`harness.evaluation.capability.score_capability`).
 
-The baseline row also runs the LOO controls (shuffled labels, random-init model).
+The baseline row also runs the LOO controls (shuffled labels, random-init model). Every value
+carries a stderr; :meth:`UnlearningSuite.summarize` adds the capability deltas' 95% intervals and
+flags capability tasks at ceiling to the board.
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ ZOO_TASKS = ["zoo_agreement", "zoo_arithmetic", "zoo_facts_frequent", "zoo_first
 class FrozenProbeAcc(ReportedMetric):
     name = "unlearning_frozen_probe_acc"
     description = (
-        "Accuracy (memorised vs not) of the probes fitted on the un-edited model, applied to the edited model's "
-        "pooled activations; mean over depths (keys: per depth). Chance 0.5; PGA aims below it."
+        "Held-out accuracy (memorised vs not) of probes fitted on the un-edited model, applied to the edited model's "
+        "pooled activations: stratified folds (frozen_folds), each sequence scored by the probe that held it out; "
+        "mean over depths (keys: per depth). Chance 0.5; PGA aims below it. Stderr over sequences."
     )
     paper = PAPER
     higher_is_better = False
@@ -58,7 +62,8 @@ class RefitProbeAcc(ReportedMetric):
     name = "unlearning_refit_probe_acc"
     description = (
         "Best 5-fold held-out accuracy of an attacker re-fitting a fresh probe on the edited model: max over seven "
-        "variants (logistic mean/last/max/suffix_mean pooling, weak/strong L2, MLP) and depths (keys: per variant)."
+        "variants (logistic mean/last/max/suffix_mean pooling, weak/strong L2, MLP) and depths (keys: per variant); "
+        "stderr: binomial over the sequences (the max's selection bias is not in it)."
     )
     paper = PAPER
     higher_is_better = False
@@ -157,7 +162,7 @@ class UnlearningSuite(Suite):
         "capability_delta",
         "capability_acc",
     )
-    version = "3"
+    version = "4"  # 4: held-out (cross-fitted) frozen probes; stderrs on every value
     default_models = ("zoo:zoo-160",)
     default_methods = ("pga", "md_pga", "leace", "mean_diff_projection", "gradient_ascent")
 
@@ -183,6 +188,11 @@ class UnlearningSuite(Suite):
             "suffix_mean gave the only consistently positive LOO gap on zoo-160 (README), 'mean' before.",
         )
         l2: float = Field(1.0, gt=0, description="L2 strength of the logistic probes (on standardised features).")
+        frozen_folds: int = Field(
+            5, ge=2, description="Stratified folds of the frozen probe, cross-fitted: per fold, the probe is fitted on the "
+            "un-edited model and the method on the fold's training sequences; the held-out ones are scored with that "
+            "edit applied (the method is fitted once more per fold). At most the smaller class's size.",
+        )
         controls: bool = Field(True, description="Baseline row: LOO controls (shuffled labels, random-init model).")
         shuffles: int = Field(
             10, ge=2, description="Label permutations of the shuffled-label control: their mean is subtracted from the LOO "
@@ -196,6 +206,13 @@ class UnlearningSuite(Suite):
         from .run import run_cell
 
         return run_cell(self, cell)
+
+    @classmethod
+    def summarize(cls, records: list[Any], out_dir: Path) -> str | None:
+        """Board notes: capability tasks at ceiling in every row, and per-task deltas with 95% intervals."""
+        from .summary import summarize
+
+        return summarize(records)
 
     @classmethod
     def check(cls, config: PluginConfig, shape: Any) -> list[str]:
