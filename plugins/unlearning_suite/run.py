@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import time
 from typing import Any
@@ -17,24 +18,38 @@ from harness.unlearning.erasure import hook_points
 from harness.stats import binomial_stderr
 from harness.unlearning.probes import fit_logistic, predict
 
-from .data import balanced_indices, jsonl_sequences, k_extractable, retain_sequences, zoo_sequences
+from .data import balanced_indices, k_extractable, retain_sequences, sequence_tokens, too_short_note
 from .probes import ATTACKERS, attacker_accuracy, loo_accuracy, sequence_stderr, stratified_masks
+
+log = logging.getLogger("harness")
 
 #: Work that is the same for every row of one (model, suite config, seed): labels and the
 #: frozen probes. Kept for the life of the process only.
 _SHARED: dict[str, dict[str, Any]] = {}
 
 
-def build_data(cfg: Any, loaded: Any, seed: int) -> tuple[UnlearningData, UnlearningData, UnlearningData, dict[str, Any]]:
+#: The world's retain text starts at this document index, past its canary window.
+WORLD_RETAIN_START = 200_000
+
+
+def build_data(cfg: Any, loaded: Any, seed: int, cell: Any) -> tuple[UnlearningData, UnlearningData, UnlearningData, dict[str, Any]]:
     """Labelled forget set (k-extractable on the un-edited model = 1), retain set for
-    fitting, and a disjoint retain set for perplexity."""
+    fitting, and a disjoint retain set for perplexity, from the ``sequences`` and ``retain`` fields."""
     import torch
 
+    from harness.datasets import is_world
+    from harness.errors import HarnessError
+
     tok = loaded.require_tokenizer()
-    if cfg.sequences_jsonl:
-        seqs = jsonl_sequences(cfg.sequences_jsonl, tok, cfg.prefix_len, cfg.suffix_len)
-    else:
-        seqs = zoo_sequences(tok, cfg.prefix_len, cfg.suffix_len)
+    items = cell.data(cfg.sequences, "sequences").items()
+    data = sequence_tokens(items, tok, cfg.prefix_len, cfg.suffix_len, vocab_size=loaded.model.config.vocab_size)
+    note = too_short_note(data)
+    if note:
+        log.warning("unlearning: %s", note)
+    seqs = data.sequences
+    if not seqs:
+        raise HarnessError(f"sequences: none of the {data.n_items} sequences has prefix_len + suffix_len = "
+                           f"{data.min_tokens} tokens. Fix: lower prefix_len / suffix_len, or give longer sequences.")
     tokens = torch.tensor(seqs)
     mem = k_extractable(loaded.model, tokens, cfg.prefix_len)
     pos = [i for i, m in enumerate(mem) if m]
@@ -42,17 +57,27 @@ def build_data(cfg: Any, loaded: Any, seed: int) -> tuple[UnlearningData, Unlear
     if min(len(pos), len(neg)) < cfg.min_per_class:
         raise ValueError(
             f"k-extractability gave {len(pos)} memorised and {len(neg)} non-memorised sequences; each class needs "
-            f">= min_per_class={cfg.min_per_class}: change prefix_len/suffix_len, sequences_jsonl or min_per_class."
+            f">= min_per_class={cfg.min_per_class}: change prefix_len/suffix_len, sequences or min_per_class."
         )
     if cfg.balance:
         pos, neg = balanced_indices(pos, neg, seed)
     idx = pos + neg
     forget = UnlearningData(tuple(seqs[i] for i in idx), tuple(int(mem[i]) for i in idx), cfg.prefix_len)
     length = cfg.prefix_len + cfg.suffix_len + 1
-    ret = retain_sequences(tok, 2 * cfg.retain_sequences, length)
+    texts = cell.data(cfg.retain, "corpus").texts(WORLD_RETAIN_START if is_world(cfg.retain) else 0)
+    ret = retain_sequences(texts, tok, 2 * cfg.retain_sequences, length)
+    if len(ret) < 2 * cfg.retain_sequences:
+        raise HarnessError(
+            f"retain: {len(ret)} of the first {100 * cfg.retain_sequences} documents have >= {length - 1} tokens, "
+            f"but 2 x retain_sequences = {2 * cfg.retain_sequences} windows are needed (half to fit, half for "
+            "perplexity). Fix: lower retain_sequences or prefix_len / suffix_len, or give longer documents."
+        )
     fit_ret = UnlearningData(tuple(ret[::2]), (0,) * len(ret[::2]), cfg.prefix_len)
     eval_ret = UnlearningData(tuple(ret[1::2]), (0,) * len(ret[1::2]), cfg.prefix_len)
-    info = {"n_sequences": len(seqs), "n_memorised": sum(mem), "n_used_per_class": len(pos)}
+    info = {"n_sequences": len(seqs), "n_memorised": sum(mem), "n_used_per_class": len(pos),
+            "n_items": data.n_items, "n_too_short": data.n_too_short}
+    if note:
+        info["too_short"] = note
     return forget, fit_ret, eval_ret, info
 
 
@@ -157,7 +182,7 @@ def shared(cfg: Any, cell: Any) -> dict[str, Any]:
     key = json.dumps([str(loaded.fingerprint), cfg.model_dump(mode="json"), cell.seed], sort_keys=True)
     if key in _SHARED:
         return _SHARED[key]
-    forget, fit_ret, eval_ret, info = build_data(cfg, loaded, cell.seed)
+    forget, fit_ret, eval_ret, info = build_data(cfg, loaded, cell.seed, cell)
     points = hook_points(loaded, cfg.hook, cfg.layers)
     tokens, y = forget.tensor(), torch.tensor(forget.labels)
     x = pooled_activations(loaded, tokens, points, cfg.pooling, prefix_len=cfg.prefix_len)

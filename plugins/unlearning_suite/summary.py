@@ -1,5 +1,5 @@
-"""The unlearning board's notes across rows: capability tasks at ceiling, and each method's
-per-task lm-eval deltas with 95% intervals (:meth:`UnlearningSuite.summarize`).
+"""The unlearning board's notes across rows: sequences too short to use, capability tasks at
+ceiling, and each method's per-task lm-eval deltas with 95% intervals (:meth:`UnlearningSuite.summarize`).
 
 Computed from the records behind the board, nothing hard-coded: a capability task is flagged
 when its accuracy (``capability_acc[<task>]``) is at least :data:`CEILING` in every row of a
@@ -90,13 +90,28 @@ def _verdicts(row: Row, tasks: list[str], ceiling: list[str]) -> str:
             f"±{PAPER_BOUND_PP} pp on {', '.join(within) or 'no task'}")
 
 
+def data_notes(records: list[Any]) -> list[str]:
+    """One line per model whose sequences had items too short for prefix + suffix (from the
+    records' ``details.data``; every row of a model reads the same sequences)."""
+    out: dict[str, str] = {}
+    for rec in records:
+        data = (rec.output.details or {}).get("data") or {}
+        if data.get("n_too_short") and rec.cell.model not in out:
+            out[rec.cell.model] = (f"**Sequences too short on {rec.cell.model}**: {data['n_too_short']} of "
+                                   f"{data.get('n_items', '?')} items have fewer than prefix_len + suffix_len tokens "
+                                   "and are not used.")
+    return [out[m] for m in sorted(out)]
+
+
 def summarize(records: list[Any]) -> str | None:
-    """Markdown notes for the unlearning board (None when no record scored capability tasks)."""
+    """Markdown notes for the unlearning board: too-short sequences, capability tasks at ceiling,
+    per-task deltas with intervals (None when there is nothing to say)."""
     rows = rows_from_records(records)
     tasks = capability_tasks(rows)
+    notes = data_notes(records)
     if not tasks:
-        return None
-    lines = ["### Capability change (lm-eval)", ""]
+        return "\n\n".join(notes) + "\n" if notes else None
+    lines = [*(n + "\n" for n in notes), "### Capability change (lm-eval)", ""]
     for model in sorted({r.model for r in rows}):
         group = [r for r in rows if r.model == model]
         ceiling = ceiling_tasks(group, tasks)
