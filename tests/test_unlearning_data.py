@@ -143,3 +143,13 @@ def test_suite_on_pythia_70m_shape_with_local_sequences_and_corpus(pythia_folder
     assert f"{short} of {12 + short} sequences have fewer than prefix_len + suffix_len = 8 tokens" in caplog.text
     notes = UnlearningSuite.summarize(records, tmp_path)
     assert f"{short} of {12 + short} items have fewer than prefix_len + suffix_len tokens" in notes
+
+
+def test_frozen_folds_above_the_smaller_class_is_an_error_naming_the_fix():
+    from harness_plugins.unlearning_suite import UnlearningSuite
+    from harness_plugins.unlearning_suite.run import frozen_folds
+
+    y = torch.tensor([1, 1, 1, 0, 0, 0, 0])
+    assert frozen_folds(UnlearningSuite.Config(frozen_folds=3), y) == 3
+    with pytest.raises(HarnessError, match=r"frozen_folds=5 but the smaller class has 3 sequences.*Fix: frozen_folds <= 3"):
+        frozen_folds(UnlearningSuite.Config(), y)

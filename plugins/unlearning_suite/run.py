@@ -55,9 +55,10 @@ def build_data(cfg: Any, loaded: Any, seed: int, cell: Any) -> tuple[UnlearningD
     pos = [i for i, m in enumerate(mem) if m]
     neg = [i for i, m in enumerate(mem) if not m]
     if min(len(pos), len(neg)) < cfg.min_per_class:
-        raise ValueError(
+        raise HarnessError(
             f"k-extractability gave {len(pos)} memorised and {len(neg)} non-memorised sequences; each class needs "
-            f">= min_per_class={cfg.min_per_class}: change prefix_len/suffix_len, sequences or min_per_class."
+            f">= min_per_class={cfg.min_per_class} (a model that memorised none of them, e.g. a random-initialised "
+            "one, cannot be scored). Fix: change prefix_len / suffix_len, sequences or min_per_class."
         )
     if cfg.balance:
         pos, neg = balanced_indices(pos, neg, seed)
@@ -166,9 +167,11 @@ def frozen_hits(loaded: Any, method: Any, forget: UnlearningData, retain: Unlear
 
 def frozen_folds(cfg: Any, y: Any) -> int:
     """The frozen probes' folds, ``cfg.frozen_folds``, checked against the smaller class's size."""
+    from harness.errors import HarnessError
+
     smaller = min(int((y == 0).sum()), int((y == 1).sum()))
     if cfg.frozen_folds > smaller:
-        raise ValueError(
+        raise HarnessError(
             f"frozen_folds={cfg.frozen_folds} but the smaller class has {smaller} sequences: every fold must hold out "
             f"at least one sequence of each class. Fix: frozen_folds <= {smaller} (or more sequences)."
         )
