@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from harness.kinds import kind_names
+from harness.network import ALLOW_NETWORK_VAR, OFFLINE_VARS
 
 #: Commands of harness itself; any other command name is looked up among the plugins'
 #: ``register_commands`` (which loads the plugins, so ``harness --help`` stays light).
@@ -90,6 +91,16 @@ def _spec_from_args(args: argparse.Namespace):  # noqa: ANN202
     return load_spec(Path(args.spec) if args.spec else None, overrides)
 
 
+def _with_tasks_dirs(args: argparse.Namespace, spec, regs):  # noqa: ANN001, ANN202
+    """``--tasks-dir`` folders appended to every lm-eval-using suite's task folders."""
+    dirs = getattr(args, "tasks_dir", None)
+    if not dirs:
+        return spec
+    from harness.evaluation.folders import with_task_dirs
+
+    return with_task_dirs(spec, regs, dirs)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.executors.cli_options import executor_from_args
     from harness.leaderboard import build_leaderboards
@@ -97,8 +108,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.store import Store
 
     regs = _registries(args)
-    spec = _spec_from_args(args)
+    spec = _with_tasks_dirs(args, _spec_from_args(args), regs)
     executor = executor_from_args(args, regs, spec.executor)
+    if getattr(args, "allow_network", False):
+        os.environ[ALLOW_NETWORK_VAR] = "1"  # also seen by the executors' worker processes
     _offline_unless_asked(spec, regs)
     cells = plan(spec, regs)
     store = Store(spec.output_dir)
@@ -149,15 +162,12 @@ def _add_executor_args(p: argparse.ArgumentParser, registries=None) -> None:  # 
     add_executor_arguments(g, registries)
 
 
-OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-
-
 def _offline_unless_asked(spec, registries=None) -> None:  # noqa: ANN001
     """No network unless asked: when every model is local (the zoo, or a folder on disk) and no
     suite reads a hub data set, the run sets the Hugging Face offline variables, so nothing reaches
-    for the hub. A hub model name or a hub data set (dataset `hf` or a preset) in the spec, or
-    HARNESS_ALLOW_NETWORK=1, is the ask."""
-    if os.environ.get("HARNESS_ALLOW_NETWORK") == "1":
+    for the hub. A hub model name or a hub data set (dataset `hf` or a preset) in the spec,
+    ``--allow-network`` or HARNESS_ALLOW_NETWORK=1 is the ask (:mod:`harness.network`)."""
+    if os.environ.get(ALLOW_NETWORK_VAR) == "1":
         return
     if any(m.source == "hf" and not Path(m.name).expanduser().exists() for m in spec.models):
         return
@@ -188,7 +198,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from harness.store import Store
 
     regs = _registries(args)
-    spec = _spec_from_args(args)
+    spec = _with_tasks_dirs(args, _spec_from_args(args), regs)
     store = Store(spec.output_dir)
     counts: Counter[tuple[str, str]] = Counter()
     cells = plan(spec, regs)
@@ -298,6 +308,13 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], help="Model dtype.")
     p.add_argument("--output-dir", help="Results store (default harness-results).")
     p.add_argument("--leaderboard-dir", help="Where leaderboards are written (default leaderboards).")
+    p.add_argument("--tasks-dir", action="append", metavar="DIR",
+                   help="A folder of local lm-eval task YAMLs (and their data) added to every lm-eval-using suite's "
+                   "task folders for this run (lm_eval and scaling: include_paths; sae, unlearning, hallucination: "
+                   "capability_include_paths; name its tasks in the suite's tasks / capability_tasks, or lm_eval and "
+                   "scaling run them all by default). It enters the cell key as the folder name in the suite config "
+                   "plus a hash of every file under it: a changed task YAML or data file recomputes the cell "
+                   "(repeatable).")
 
 
 def _plugin_commands(regs) -> dict[str, str]:  # noqa: ANN001
@@ -333,6 +350,10 @@ def build_parser(registries=None) -> argparse.ArgumentParser:  # noqa: ANN001
     p.add_argument("--force", action="store_true", help="Recompute cells already recorded (old records kept).")
     p.add_argument("--dry-run", action="store_true", help="Print the planned cells and stop.")
     p.add_argument("--no-progress", action="store_true", help="No progress bars.")
+    p.add_argument("--allow-network", action="store_true",
+                   help="Let the run reach the Hugging Face Hub (standard lm-eval tasks' and hf data sets, hub "
+                   "models); same as HARNESS_ALLOW_NETWORK=1. Without it a run whose models are all local sets "
+                   "HF_HUB_OFFLINE / HF_DATASETS_OFFLINE / TRANSFORMERS_OFFLINE.")
     _add_executor_args(p, registries)
     p.set_defaults(func=cmd_run)
 

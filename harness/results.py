@@ -85,9 +85,15 @@ class CellKey(BaseModel):
         "by the suite version, as before.",
     )
 
+    task_dirs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Local lm-eval task folders the suite config names (include paths, `harness run --tasks-dir`) "
+        "-> sha256 of their files: a changed task YAML or data file recomputes the cell.",
+    )
+
     def key(self) -> str:
         data = self.model_dump(mode="json")
-        for empty in ("plugins", "datasets"):  # cells without them keep the keys they always had
+        for empty in ("plugins", "datasets", "task_dirs"):  # cells without them keep the keys they always had
             if not data[empty]:
                 data.pop(empty)
         return content_hash(data)

@@ -15,6 +15,7 @@ from harness.cell import PlannedCell
 from harness.config import ComponentSpec, ModelRef, RunSpec
 from harness.datasets.ref import dataset_identities, dataset_problems, key_dump
 from harness.errors import SpecError
+from harness.evaluation.folders import task_dirs_identity
 from harness.executors.base import RunSummary
 from harness.metric_selection import selection_problems
 from harness.plugins import Registries
@@ -124,6 +125,7 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
             raise SpecError("\n".join(data_problems))
         suite_data = dataset_identities(suite_cfg, registries, prefix="suite.")
         suite_dump = key_dump(suite_cfg)
+        task_dirs = task_dirs_identity(suite_cfg, at=f"suites[{i}].config")
         selection = selection_problems(suite_cfg, registries, f"suites[{i}].config")
         if selection:
             raise SpecError("\n".join(selection))
@@ -163,6 +165,7 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                         extra_metrics=list(spec.extra_metrics),
                         plugins=plugins,
                         datasets={**suite_data, **method_data},
+                        task_dirs=task_dirs,
                     )
                     label = mspec.display if mspec else "base model"
                     if s.name in repeated:  # e.g. the sae suite at two hook points: one row per entry

@@ -3,6 +3,7 @@ error naming the field path; malformed CLI arguments exit 2 without a traceback.
 
 import contextlib
 import io
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -185,7 +186,31 @@ def test_train_sae_running_out_of_text_is_one_line_exit_2(builtins_cli, capsys):
     code = main(["train-sae", "zoo:zoo-32", "--hook", "blocks.0.hook_resid_post", "--text-file", "t.txt",
                  "--tokens", "100000", "--batch-size", "64", "--output-dir", "D", "--no-progress"])
     assert code == 2
-    assert "activation source ran out" in _one_error(capsys)
+    err = _one_error(capsys)
+    assert "Traceback" not in err
+    line = next(x for x in err.splitlines() if x.startswith("harness: error:"))
+    found = int(re.search(r"--text-file t.txt gave (\d+) tokens at blocks.0.hook_resid_post", line).group(1))
+    assert 0 < found < 64, line  # one short line: fewer tokens than one batch
+    assert "--tokens 100000 asks for 100032 (1563 steps x --batch-size 64)" in line, line
+    assert f"Fix: a longer --text-file, or --batch-size {found} or less" in line and f"--tokens {found} or less" in line
+    assert not (builtins_cli / "D").exists()
+    # the fix it names works
+    code = main(["train-sae", "zoo:zoo-32", "--hook", "blocks.0.hook_resid_post", "--text-file", "t.txt",
+                 "--tokens", str(found), "--batch-size", str(found), "--set", "d_sae=64", "--set", "k=4",
+                 "--output-dir", "D", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert (builtins_cli / "D" / "cfg.json").exists()
+
+
+def test_train_sae_out_of_text_counts_whole_batches_when_there_are_some(builtins_cli, capsys):
+    (builtins_cli / "t.txt").write_text("".join(f"the cat sat on the mat and ran {i} times\n" for i in range(40)))
+    code = main(["train-sae", "zoo:zoo-32", "--hook", "blocks.0.hook_resid_post", "--text-file", "t.txt",
+                 "--steps", "1000", "--batch-size", "64", "--output-dir", "D", "--no-progress"])
+    assert code == 2
+    line = next(x for x in _one_error(capsys).splitlines() if x.startswith("harness: error:"))
+    found = int(re.search(r"gave (\d+) tokens", line).group(1))
+    assert found > 64 and "--steps 1000 asks for 64000 (1000 steps x --batch-size 64)" in line, line
+    assert f"Fix: a longer --text-file, or --tokens {found - found % 64} or less." in line, line
 
 
 def test_train_sae_reads_the_hook_points_own_width(builtins_cli, capsys):

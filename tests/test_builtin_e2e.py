@@ -53,10 +53,10 @@ def test_lm_eval_suite_on_zoo_with_example_plugin_metric(tmp_path, smallest):
 
 def test_plugins_lists_builtins():
     r = _run("plugins", "--json")
-    rows = {row["name"]: row for row in json.loads(r.stdout)}
-    for name, kind in [("lm_eval", "suite"), ("zoo", "model_source"), ("hf", "model_source"),
+    rows = {(row["name"], row["kind"]): row for row in json.loads(r.stdout)}
+    for name, kind in [("lm_eval", "suite"), ("zoo", "model_source"), ("hf", "model_source"), ("hf", "dataset"),
                        ("lm_eval_acc", "metric")]:
-        assert rows[name]["kind"] == kind and rows[name]["distribution"] == "harness-interp"
+        assert rows[(name, kind)]["distribution"] == "harness-interp"
 
 
 def test_offline_hub_name_is_one_clear_error(tmp_path):

@@ -380,3 +380,59 @@ def test_random_pythia_70m_shape_from_disk(task_root, tmp_path):
     )  # fmt: skip
     r = res["tiny_capitals"]
     assert 0.0 <= r.metrics["acc"] <= 1.0 and r.n_samples == 3 and r.version == 2.0
+
+
+HUB_TASK_YAML = TASK_YAML.replace("task: tiny_capitals", "task: tiny_hub_capitals").replace(
+    "dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: data/test.jsonl\n",
+    "dataset_path: harness-tests-nonexistent-org/no-such-dataset\n",
+)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Offline mode as `harness run` sets it for a local model (the libraries also read it at import)."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HARNESS_ALLOW_NETWORK", raising=False)
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(var, "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def test_hub_dataset_offline_names_both_ways_to_allow_network(model, tokenizer, tmp_path, offline):
+    from harness.evaluation import TaskLoadError
+
+    folder = tmp_path / "tiny_hub_capitals"
+    folder.mkdir()
+    (folder / "tiny_hub_capitals.yaml").write_text(HUB_TASK_YAML)
+    with pytest.raises(TaskLoadError) as err:
+        evaluate_tasks(model, tokenizer, ["tiny_hub_capitals"], include_paths=[tmp_path], include_defaults=False,
+                       model_id="m", bootstrap_iters=0)
+    msg = str(err.value)
+    assert 'could not load task "tiny_hub_capitals"' in msg
+    assert "HARNESS_ALLOW_NETWORK=1" in msg and "harness run --allow-network" in msg
+    assert "HF_DATASETS_OFFLINE=1" in msg and "HF_HUB_OFFLINE=1" in msg
+
+
+def test_local_data_error_offline_does_not_blame_the_network(model, tokenizer, tmp_path, offline):
+    from harness.evaluation import TaskLoadError
+
+    folder = write_task(tmp_path) / "tiny_capitals"
+    (folder / "data" / "test.jsonl").unlink()  # a local task whose data file is missing
+    with pytest.raises(TaskLoadError) as err:
+        evaluate_tasks(model, tokenizer, ["tiny_capitals"], include_paths=[tmp_path], include_defaults=False,
+                       model_id="m", bootstrap_iters=0)
+    msg = str(err.value)
+    assert "It is a local task: check its YAML and data files." in msg and "--allow-network" not in msg
+
+
+def test_network_hint_is_empty_when_online(monkeypatch):
+    from harness.network import network_hint
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    assert network_hint() == ""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "true")
+    assert "HF_DATASETS_OFFLINE=1" in network_hint() and "HF_HUB_OFFLINE" not in network_hint()

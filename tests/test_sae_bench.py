@@ -132,6 +132,62 @@ def test_splice_identity_and_zero(zoo_model):
     assert r0["cossim"] == 0.0
 
 
+class _NoisyLinear(torch.nn.Module):
+    """A fixed random dictionary (ReLU encoder, linear decoder): an imperfect reconstruction."""
+
+    def __init__(self, d: int, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.W_enc = torch.randn(d, 4 * d, generator=g) / d**0.5
+        self.W_dec = torch.linalg.pinv(self.W_enc) + 0.05 * torch.randn(4 * d, d, generator=g)
+
+    def encode(self, x):
+        return torch.relu(x @ self.W_enc)
+
+    def decode(self, f):
+        return f @ self.W_dec
+
+
+def test_chunked_ce_kl_passes_match_one_pass(zoo_model):
+    """Splitting the logits passes into row chunks (as for a large vocabulary) changes nothing
+    but float rounding: CE / KL means, per-context sums and reconstruction statistics."""
+    from harness.models.harvest import TokenBatch
+    from harness_plugins.sae_bench.evaluate import _vocab_size, evaluate_sae, rows_per_chunk
+    from harness_plugins.sae_bench.run import eval_batches
+
+    bos = zoo_model.require_tokenizer().bos_token_id
+    hook = "blocks.0.hook_resid_post"
+    batches = list(eval_batches(zoo_model, 200_000, 700, 48, 5))
+    ids, mask = batches[0].input_ids.clone(), batches[0].attention_mask.clone()
+    mask[1, 30:] = 0  # padded rows: targets after the padding do not count
+    mask[3, 5:] = 0
+    batches[0] = TokenBatch(ids, mask)
+    sae = _NoisyLinear(zoo_model.d_model)
+    vocab, ctx = _vocab_size(zoo_model.model), ids.shape[1]
+    assert rows_per_chunk(5, ctx, vocab) == 5  # the zoo's logits fit: one pass per batch, as before
+    r1, s1 = evaluate_sae(zoo_model, sae, hook, batches, bos_token_id=bos)
+    for rows in (1, 2):  # 1 row per pass; 2 rows: 5 = 2 + 2 + 1 (a short last chunk)
+        assert rows_per_chunk(5, ctx, vocab, rows * ctx * vocab) == rows
+        r, s = evaluate_sae(zoo_model, sae, hook, batches, bos_token_id=bos, max_logits_elements=rows * ctx * vocab)
+        assert s.n_predictions == s1.n_predictions
+        for name in ("ce_clean", "ce_sae", "ce_zero", "kl_sae", "kl_zero"):
+            assert getattr(s, name) == pytest.approx(getattr(s1, name), rel=1e-5, abs=1e-6), name
+            assert torch.allclose(s.per_context[name], s1.per_context[name], rtol=1e-5, atol=1e-5), name
+        for key in ("explained_variance", "mse", "cossim", "l0"):
+            assert r[key] == pytest.approx(r1[key], rel=1e-6), key
+    assert 0 < s1.kl_sae < s1.kl_zero and s1.ce_clean < s1.ce_sae < s1.ce_zero  # a non-trivial case
+
+
+def test_rows_per_chunk_bounds_the_logits():
+    from harness_plugins.sae_bench.evaluate import MAX_LOGITS_ELEMENTS, rows_per_chunk
+
+    # Pythia-70M's padded vocabulary at the sae suite's defaults (32 contexts of 128 tokens)
+    rows = rows_per_chunk(32, 128, 50304)
+    assert rows == MAX_LOGITS_ELEMENTS // (128 * 50304) == 5 and rows * 128 * 50304 <= MAX_LOGITS_ELEMENTS
+    assert rows_per_chunk(32, 128, 1024) == 32  # never more than the batch
+    assert rows_per_chunk(32, 4096, 256_000) == 1  # never fewer than one row
+
+
 def test_sparse_probing_separable_toy():
     from harness_plugins.sae_bench.probing import probe, top_k_by_mean_diff
 
@@ -150,6 +206,7 @@ def test_sparse_probing_separable_toy():
 
 
 def test_suite_end_to_end(tmp_path):
+    import harness.datasets.builtin as datasets
     import harness_plugins.lm_eval_suite as lm
     import harness_plugins.topk as tk
     import harness_plugins.zoo_models as zm
@@ -161,7 +218,8 @@ def test_suite_end_to_end(tmp_path):
     zoo = _zoo()
     if zoo is None:
         pytest.skip("no zoo checkpoints")
-    regs = registries_with(("sae_bench", sb), ("topk", tk), ("zoo_models", zm), ("lm_eval_suite", lm))  # capability_*
+    regs = registries_with(("sae_bench", sb), ("topk", tk), ("zoo_models", zm), ("lm_eval_suite", lm),  # capability_*
+                           ("datasets", datasets))  # the world, the default of the data fields
     cfg = {
         "hook_point": "blocks.0.hook_resid_post", "train_tokens": 2048, "epochs": 1, "batch_size": 256,
         "eval_tokens": 512, "probe_train_examples": 40, "probe_test_examples": 40, "probe_k": [1],

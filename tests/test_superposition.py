@@ -149,7 +149,9 @@ def test_suite_end_to_end(tmp_path):
 
     zoo = _zoo_model()
     cfg = dict(TINY, layerwise=zoo is not None)
-    plugins = [("superposition", sp), ("effective_features", ef), ("tied_sae", ts)]
+    import harness.datasets.builtin as datasets  # the corpus field's default, the world
+
+    plugins = [("superposition", sp), ("effective_features", ef), ("tied_sae", ts), ("datasets", datasets)]
     if zoo is not None:
         import harness_plugins.zoo_models as zm
 

@@ -32,19 +32,29 @@ def _preset(preset: str, roles: tuple[str, ...], description: str, **defaults: A
     return type(f"Preset_{preset}", (HFDataset,), attrs)
 
 
+#: bias_in_bios's integer professions, in SAEBench's order (its dataset_info.profession_dict)
+PROFESSIONS = ["accountant", "architect", "attorney", "chiropractor", "comedian", "composer", "dentist", "dietitian",
+               "dj", "filmmaker", "interior_designer", "journalist", "model", "nurse", "painter", "paralegal", "pastor",
+               "personal_trainer", "photographer", "physician", "poet", "professor", "psychologist", "rapper",
+               "software_engineer", "surgeon", "teacher", "yoga_teacher"]
 _BIOS = dict(path="LabHC/bias_in_bios", split="train", test_split="test", text_column="hard_text",
-             label_column="profession", spurious_column="gender", streaming=False)
+             label_column="profession", spurious_column="gender", label_names=PROFESSIONS, streaming=False)
 _AMAZON = dict(path="canrager/amazon_reviews_mcauley_1and5", split="train", test_split="test", text_column="text",
                streaming=False)
 
 PRESETS: tuple[type[HFDataset], ...] = (
     _preset("openwebtext", ("corpus",), "OpenWebText (SAEBench's core-eval text).", path="Skylion007/openwebtext"),
-    _preset("bias_in_bios_set1", ("labelled",), "SAEBench probing: bias_in_bios professions 0,1,2,6,9; gender as the "
-            "spurious label (SCR / TPP).", classes=["0", "1", "2", "6", "9"], **_BIOS),
+    _preset("bias_in_bios_set1", ("labelled",), "SAEBench probing: bias_in_bios professions 0,1,2,6,9 (accountant, "
+            "architect, attorney, dentist, filmmaker); gender as the spurious label.",
+            classes=["0", "1", "2", "6", "9"], **_BIOS),
     _preset("bias_in_bios_set2", ("labelled",), "SAEBench probing: bias_in_bios professions 11,13,14,18,19.",
             classes=["11", "13", "14", "18", "19"], **_BIOS),
     _preset("bias_in_bios_set3", ("labelled",), "SAEBench probing: bias_in_bios professions 20,21,22,25,26.",
             classes=["20", "21", "22", "25", "26"], **_BIOS),
+    _preset("bias_in_bios_scr", ("labelled",), "SAEBench's SCR / TPP set: bias_in_bios professor / nurse, architect / "
+            "journalist, surgeon / psychologist, attorney / teacher; gender (0 male, 1 female) as the spurious label.",
+            classes=["professor", "nurse", "architect", "journalist", "surgeon", "psychologist", "attorney", "teacher"],
+            **_BIOS),
     _preset("amazon_reviews_category", ("labelled",), "SAEBench probing: Amazon review categories 1,2,3,5,6; rating "
             "as the spurious label (SCR / TPP).", label_column="category", spurious_column="rating",
             classes=["1", "2", "3", "5", "6"], **_AMAZON),

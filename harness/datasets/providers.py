@@ -321,7 +321,7 @@ class HFDataset(Dataset):
     def _rows(self, split: str) -> Iterator[dict[str, Any]]:
         name = self.config.test_split if split == "test" else self.config.split
         ds = self._load(name or self.config.split)
-        names = self._label_names(ds)
+        names = self.config.label_names or self._label_names(ds)
         classes = set(self.config.classes) if self.config.classes else None
         for row in ds:
             if classes is not None:
@@ -338,7 +338,8 @@ class HFDataset(Dataset):
 
     def open(self, role: str) -> Any:
         c = self.config
-        return open_rows(role, self._rows, c, f"hf dataset {c.path}", name=self.describe(),
+        name = self.describe() if self.name == "hf" else self.name  # a preset's class set is named by the preset
+        return open_rows(role, self._rows, c, f"hf dataset {c.path}", name=name,
                          has_test=c.test_split is not None,
                          label_names=lambda: self._label_names(self._load(c.split)))
 

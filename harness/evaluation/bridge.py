@@ -244,17 +244,36 @@ def _load_tasks(names: list[str], tm: Any, local_names: list[str]) -> list[Any]:
         try:
             loaded = tm.load([task_spec(n, tm)])
         except Exception as err:  # datasets / hub / YAML errors: re-raised with the task named
-            hint = (
-                "It is a local task: check its YAML and data files."
-                if n in local_names
-                else "Standard lm-eval tasks download their dataset from the Hugging Face Hub: "
-                "this needs network access or a populated HF datasets cache (HF_DATASETS_CACHE)."
-            )
+            from harness.network import network_hint
+
+            if n in local_names:
+                hint = "It is a local task: check its YAML and data files."
+            else:
+                hint = ("Standard lm-eval tasks download their dataset from the Hugging Face Hub: "
+                        "this needs network access or a populated HF datasets cache (HF_DATASETS_CACHE).")
+            offline = network_hint()
+            if offline and (n not in local_names or _names_hub_dataset(tm, n)):
+                hint = f"{hint} {offline}"
             raise TaskLoadError(f'lm-eval could not load task "{n}": {type(err).__name__}: {err}. {hint}') from err
         groups = loaded.get("groups") or {}
         # a group is passed whole (lm-eval then reports its aggregate); a task or tag as its tasks
         built.extend([groups[n]] if n in groups else loaded["tasks"].values())
     return built
+
+
+#: ``datasets.load_dataset`` builders that read local files (``dataset_path: json`` + data_files).
+_DATASETS_LOADERS = frozenset({"json", "csv", "parquet", "text", "arrow", "pandas", "generator", "webdataset"})
+
+
+def _names_hub_dataset(tm: Any, name: str) -> bool:
+    """True when a local task's ``dataset_path`` is a Hub data set name (not a loader nor a local path)."""
+    from pathlib import Path
+
+    entry = tm.task_index[name]
+    path = (entry.cfg or {}).get("dataset_path")
+    if not isinstance(path, str) or "://" in path or path in _DATASETS_LOADERS or Path(path).expanduser().exists():
+        return False
+    return entry.yaml_path is None or not (entry.yaml_path.parent / path).exists()
 
 
 def _cheap_env_info(storage: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.config import PluginConfig
+from harness.evaluation.folders import TaskFolders
 from harness.evaluation.tasks import StrPath
 from harness.protocols import ReportedMetric
 
@@ -56,7 +57,10 @@ TASKS_HELP = (
     "task names, or tasks in `capability_include_paths`; [] = skip it."
 )
 LIMIT_HELP = "At most this many documents per capability task; None = all."
-INCLUDE_HELP = "Extra folders of lm-eval task YAMLs for `capability_tasks` (the zoo's tasks are always available)."
+INCLUDE_HELP = (
+    "Extra folders of lm-eval task YAMLs for `capability_tasks` (the zoo's tasks are always available); "
+    "`harness run --tasks-dir DIR` appends to it. Each folder's file contents enter the cell key."
+)
 
 
 class CapabilityConfig(PluginConfig):
@@ -65,7 +69,7 @@ class CapabilityConfig(PluginConfig):
 
     capability_tasks: list[str] = Field(list(ZOO_CAPABILITY_TASKS), description=TASKS_HELP)
     capability_limit: int | None = Field(100, ge=1, description=LIMIT_HELP)
-    capability_include_paths: list[str] = Field([], description=INCLUDE_HELP)
+    capability_include_paths: TaskFolders = Field([], description=INCLUDE_HELP)
 
     def capability_problems(self) -> list[str]:
         return capability_task_problems("capability_tasks", self.capability_tasks, self.capability_include_paths,

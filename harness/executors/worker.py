@@ -92,6 +92,11 @@ def rebuild_cell(payload: dict[str, Any], registries: Registries) -> PlannedCell
         problems.append(f"plugin versions {plugins} != planned {cell.plugins}")
     if fingerprint != cell.model_fingerprint:
         problems.append(f"model fingerprint {fingerprint} != planned {cell.model_fingerprint}")
+    from harness.evaluation.folders import task_dirs_identity
+
+    if task_dirs_identity(suite_cfg, at="suite config sent to the worker") != cell.task_dirs:
+        problems.append("lm-eval task folders differ from the planned ones (edited since planning, or other files "
+                        "on this worker)")
     if cell.key() != payload["key"]:
         problems.append("cell key does not match its content")
     if problems:

@@ -83,7 +83,14 @@ class TrainingDiverged(HarnessError):
 
 
 class ActivationsExhausted(HarnessError, ValueError):
-    """The activation source ended before the requested steps (too little text for the budget)."""
+    """The activation source ended before the requested steps (too little text for the budget).
+
+    ``found``: activations (tokens at the hook point) the source gave in all; ``needed``:
+    what the requested steps take (``steps * batch_size``); ``step``: where it ran out."""
+
+    def __init__(self, message: str, *, found: int, needed: int, step: int, steps: int, batch_size: int) -> None:
+        super().__init__(message)
+        self.found, self.needed, self.step, self.steps, self.batch_size = found, needed, step, steps, batch_size
 
 
 def _rebatch(source: Iterable[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
@@ -105,18 +112,27 @@ def _rebatch(source: Iterable[torch.Tensor], batch_size: int) -> Iterator[torch.
 
 
 class _StreamBatches:
-    def __init__(self, source: Iterable[torch.Tensor], batch_size: int, start: int) -> None:
-        self.it = _rebatch(source, batch_size)
-        for _ in range(start):  # resume: skip what the interrupted run consumed
-            next(self.it)
+    def __init__(self, source: Iterable[torch.Tensor], batch_size: int, start: int, steps: int) -> None:
+        self.batch_size, self.steps, self.found = batch_size, steps, 0
+        self.it = _rebatch(self._counted(source), batch_size)
+        for step in range(start):  # resume: skip what the interrupted run consumed
+            self.batch(step)
+
+    def _counted(self, source: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        for chunk in source:
+            self.found += chunk.reshape(-1, chunk.shape[-1]).shape[0]
+            yield chunk
 
     def batch(self, step: int) -> torch.Tensor:
         try:
             return next(self.it)
         except StopIteration:
+            needed = self.steps * self.batch_size
             raise ActivationsExhausted(
-                f"The activation source ran out at step {step}; give more tokens or fewer steps "
-                "(harness train-sae: a longer --text-file, or a smaller --tokens / --steps)."
+                f"The activation source ran out at step {step} of {self.steps}: it gave {self.found} activations "
+                f"(tokens), and {self.steps} steps x batch {self.batch_size} need {needed}. Fix: give more text, or "
+                f"fewer tokens or steps (harness train-sae: a longer --text-file, or --tokens {self.found} or less).",
+                found=self.found, needed=needed, step=step, steps=self.steps, batch_size=self.batch_size,
             ) from None
 
 
@@ -148,16 +164,20 @@ class _Harvest:
     def __init__(self, model: Any, point: str, source: Any, ctx: int, model_bs: int, kw: dict[str, Any]) -> None:
         self.args = (model, point, source)
         self.kw = dict(kw, context_length=ctx, batch_size=model_bs, out_dtype=torch.float32)
+        #: activations (tokens at the hook point) harvested by the latest iteration
+        self.rows = 0
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         from harness.models.harvest import harvest_flat
 
         it = harvest_flat(*self.args, **self.kw)
+        self.rows = 0
         while True:  # no_grad only around the model call: a suspended generator would leak it
             with torch.no_grad():
                 chunk = next(it, None)
             if chunk is None:
                 return
+            self.rows += chunk.shape[0]
             yield chunk
 
 
@@ -309,7 +329,7 @@ def train_sae(
     if isinstance(activations, torch.Tensor):
         batches: Any = _MemoryBatches(activations, cfg.batch_size, cfg.seed)
     else:
-        batches = _StreamBatches(activations, cfg.batch_size, start)
+        batches = _StreamBatches(activations, cfg.batch_size, start, steps)
     first = batches.batch(start) if d is None or resume is None else None
     if d is None:
         d = first.shape[-1]

@@ -102,25 +102,49 @@ def canary_memorisation(model: Any, tokenizer: Any, canaries: list[Canary]) -> l
 
 def heldout_loss(model: Any, tokenizer: Any, world: World, n_docs: int = 300) -> float:
     """Mean next-token loss on documents ``[EVAL_LOSS_START, +n_docs)`` of the stream."""
+    texts = [d.text for d in world.documents(EVAL_LOSS_START, EVAL_LOSS_START + n_docs)]
+    return text_loss(model, tokenizer, texts)[0]
+
+
+#: Logits elements (rows x positions x vocab) one :func:`text_loss` forward pass may hold (128 MiB in fp32).
+MAX_LOGITS_ELEMENTS = 2**25
+
+
+def text_loss(model: Any, tokenizer: Any, texts: list[str], *, batch_size: int = 64, max_length: int | None = None,
+              max_logits_elements: int = MAX_LOGITS_ELEMENTS) -> tuple[float, int]:
+    """``(mean next-token loss in nats, predicted tokens)`` over ``texts``, each preceded by EOS (as every
+    zoo training document is) and cut to ``max_length`` tokens (default: the model's positions).
+
+    Documents go ``batch_size`` at a time; a batch whose logits would exceed ``max_logits_elements``
+    (a large vocabulary or long documents) runs in smaller row chunks (same sum up to float rounding)."""
     import torch
 
-    texts = [d.text for d in world.documents(EVAL_LOSS_START, EVAL_LOSS_START + n_docs)]
-    seqs = [[tokenizer.eos_token_id, *ids] for ids in tokenizer(texts, add_special_tokens=False).input_ids]
+    limit = max_length or getattr(model.config, "max_position_embeddings", None)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    seqs = [[tokenizer.eos_token_id, *ids][:limit] for ids in tokenizer(texts, add_special_tokens=False).input_ids]
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    vocab = int(head.weight.shape[0]) if getattr(head, "weight", None) is not None else int(model.config.vocab_size)
+    device = next(model.parameters()).device
     total, count = 0.0, 0
     with torch.no_grad():
-        for i in range(0, len(seqs), 64):
-            chunk = seqs[i : i + 64]
-            width = max(map(len, chunk))
-            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for j, s in enumerate(chunk):
-                ids[j, : len(s)] = torch.tensor(s)
-                mask[j, : len(s)] = 1
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
-            labels = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-            total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="sum", ignore_index=-100))
-            count += int(mask[:, 1:].sum())
-    return total / count
+        for i in range(0, len(seqs), batch_size):
+            group = seqs[i : i + batch_size]
+            rows = max(1, min(len(group), max_logits_elements // max(max(map(len, group)) * vocab, 1)))
+            for j in range(0, len(group), rows):
+                chunk = group[j : j + rows]
+                width = max(map(len, chunk))
+                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for k, s in enumerate(chunk):
+                    ids[k, : len(s)] = torch.tensor(s)
+                    mask[k, : len(s)] = 1
+                ids, mask = ids.to(device), mask.to(device)
+                logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+                labels = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+                total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="sum", ignore_index=-100))
+                count += int(mask[:, 1:].sum())
+                del logits
+    return total / max(count, 1), count
 
 
 def evaluate_checkpoint(path: str | Path, world: World, tasks: list[Any] | None = None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Suite "lm_eval": zero-shot lm-eval tasks through the real lm-eval library.
 
-Default tasks: every local task of the embedded world (harness/zoo/tasks); any lm-eval
-task name (piqa, arc_easy, ...) works where its data set can be fetched.
+Default tasks: every local task of the embedded world (harness/zoo/tasks) and of the
+``include_paths`` folders (``harness run --tasks-dir DIR`` adds one); any lm-eval task name
+(piqa, arc_easy, ...) works where its data set can be fetched.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
+from harness.evaluation.folders import TaskFolders, task_folders_field
 from harness.protocols import ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
 from harness.stats import combined_stderr
@@ -74,7 +76,12 @@ class LmEvalSuite(Suite):
 
     class Config(PluginConfig):
         tasks: list[str] | None = Field(
-            None, description="lm-eval task names; None = every task of the embedded world (harness/zoo/tasks)."
+            None, description="lm-eval task names; None = every task of the embedded world (harness/zoo/tasks) "
+            "and of `include_paths`.",
+        )
+        include_paths: TaskFolders = task_folders_field(
+            "Extra folders of local lm-eval task YAMLs (the zoo's tasks are always included); `harness run "
+            "--tasks-dir DIR` appends to it. Each folder's file contents enter the cell key."
         )
         metric: Literal["acc", "acc_norm"] = Field("acc", description="Which lm-eval accuracy to report.")
         limit: int | None = Field(None, ge=1, description="At most this many documents per task (None = all).")
@@ -83,24 +90,28 @@ class LmEvalSuite(Suite):
 
     @classmethod
     def check(cls, config: PluginConfig, shape: Any) -> list[str]:
-        """Task names of the embedded world must exist."""
-        from harness.validation import task_problems
+        """Include folders exist; task names are in them, the embedded world's, or lm-eval's."""
+        from harness.evaluation.capability import capability_task_problems
 
-        return task_problems("tasks", config.tasks)
+        return capability_task_problems("tasks", config.tasks or [], config.include_paths, "include_paths")
 
     def run(self, cell: CellContext) -> SuiteOutput:
         from harness.evaluation import evaluate_tasks, list_local_tasks
+        from harness.evaluation.capability import include_paths_with_zoo
 
         cfg = self.config
-        local = {t.name: t for t in list_local_tasks()}
+        paths = include_paths_with_zoo(cfg.include_paths)
+        local = {t.name: t for t in list_local_tasks(paths)}
         tasks = cfg.tasks or [n for n, t in local.items() if t.entry_kind == "task"]
         if not tasks:
-            raise ValueError("No lm-eval tasks: the embedded world's task folder is empty; pass tasks: [...].")
+            raise ValueError("No lm-eval tasks: the embedded world's task folder and include_paths hold none; "
+                             "pass tasks: [...].")
         loaded = cell.load_model()
         result = evaluate_tasks(
             loaded.model,
             loaded.require_tokenizer(),
             tasks,
+            include_paths=paths,
             limit=cfg.limit,
             num_fewshot=cfg.num_fewshot,
             batch_size=cfg.batch_size,

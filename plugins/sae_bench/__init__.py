@@ -1,12 +1,14 @@
 """Suite "sae": SAEBench-style evaluation of dictionary learners (Karvonen et al., arXiv 2503.09532).
 
 Per row (a dictionary learner) and seed: residual-stream activations of the cell's model are
-harvested from the embedded world's text, the learner is trained with the shared trainer
-(:func:`harness.sae.train_sae`), and then scored on held-out documents: sparsity and
-reconstruction (L0, MSE, explained variance, cosine, l2 ratio), downstream faithfulness with
-the reconstruction spliced into the forward pass (CE-loss recovered, KL score), latent usage
-(alive fraction, dense fractions, density histogram) and sparse probing on the world's class
-sets. Formulas, sources and our choices: README.md. Heavy code lives in the submodules.
+harvested from the ``corpus`` (default: the embedded world's text), the learner is trained with
+the shared trainer (:func:`harness.sae.train_sae`), and then scored on held-out documents:
+sparsity and reconstruction (L0, MSE, explained variance, cosine, l2 ratio), downstream
+faithfulness with the reconstruction spliced into the forward pass (CE-loss recovered, KL score),
+latent usage (alive fraction, dense fractions, density histogram), sparse probing on the
+``probe_sets`` (default: the world's class sets), absorption and SCR / TPP (``scr_tpp_set``).
+Every data field defaults to the world (:mod:`harness.datasets`). Formulas, sources and our
+choices: README.md. Heavy code lives in the submodules.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from harness import hookimpl
 from harness.config import PluginConfig
+from harness.datasets import DatasetRef, dataset_field
 from harness.evaluation.capability import CapabilityConfig
 from harness.metric_inputs import SAEInputs
 from harness.metric_selection import SelectsMetrics
@@ -34,11 +37,16 @@ SAEBENCH = "arXiv:2503.09532"
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"train_tokens": 32768, "epochs": 2, "eval_tokens": 8192, "sweep_values": [8, 128],
               "probe_train_examples": 400, "probe_test_examples": 400,
-              "scr_tpp_train_examples": 800, "scr_tpp_test_examples": 800},
+              "scr_tpp_train_examples": 800, "scr_tpp_test_examples": 800, "absorption_vocab_words": 2000},
     "full": {"train_tokens": 262144, "epochs": 2, "eval_tokens": 32768, "sweep_values": [8, 16, 64, 128],
              "probe_train_examples": 1000, "probe_test_examples": 1000,
-             "scr_tpp_train_examples": 1600, "scr_tpp_test_examples": 1600},
+             "scr_tpp_train_examples": 1600, "scr_tpp_test_examples": 1600, "absorption_vocab_words": 8000},
 }  # fmt: skip
+
+#: Config fields added after the suite's cell keys were fixed: left out of the config's dump (and so of
+#: the cell key) while at their default, so the keys of existing results hold (data fields at their
+#: default are left out by the core, harness.datasets.key_dump).
+KEY_NEUTRAL_FIELDS = ("absorption_vocab_words",)
 
 
 class _Scalar(ReportedMetric):
@@ -282,6 +290,21 @@ class SAEBenchSuite(Suite):
     class Config(SelectsMetrics, CapabilityConfig):
         metric_scope = "sae"  # every registered computed sae-scope metric is a column (metrics: include/exclude)
 
+        corpus: DatasetRef = dataset_field(
+            "corpus",
+            "Text the dictionaries are trained and evaluated on (documents train_start_doc.. and eval_start_doc.. of "
+            "its stream); default: the embedded world's document stream.",
+        )
+        probe_sets: list[DatasetRef] = dataset_field(
+            "labelled",
+            "Labelled sets for sparse probing (board keys '<set name>/k<k>'); [] = the world's probe_class_sets.",
+            default=[],
+        )
+        scr_tpp_set: DatasetRef = dataset_field(
+            "labelled",
+            "Labelled set with a binary spurious label (its config's spurious_column, e.g. gender in bias_in_bios) "
+            "for SCR / TPP; default: the world's topic sentences with the pronoun as the spurious label.",
+        )
         preset: Literal["quick", "full"] = Field(
             "quick",
             description="Budget: 'quick' (the default `harness run`: a few minutes for three rows on 2 CPU cores, k swept "
@@ -313,15 +336,20 @@ class SAEBenchSuite(Suite):
             description="Values of `sweep_field` each row is retrained at (same activations and budget) for the L0 vs "
             "explained variance / CE-loss recovered Pareto plot; None = preset (quick: 8, 128; full: 8, 16, 64, 128); [] = none.",
         )
-        train_start_doc: int = Field(0, ge=0, description="First world document of the training text.")
+        train_start_doc: int = Field(
+            0, ge=0, description="First corpus document of the training text (training reads up to eval_start_doc "
+            "when that comes later)."
+        )
         eval_start_doc: int = Field(
-            200_000, ge=0, description="First world document of the held-out text (disjoint from the training text)."
+            200_000, ge=0, description="First corpus document of the held-out text (disjoint from the training "
+            "text; a small corpus needs a smaller value, e.g. 80% of its documents)."
         )
         context_length: int = Field(128, ge=8, description="Tokens per model context (packed documents).")
         model_batch_size: int = Field(32, ge=1, description="Contexts per model forward pass.")
         probing: bool = Field(True, description="Run sparse probing.")
         probe_class_sets: list[Literal["topic", "entity_type"]] = Field(
-            ["topic", "entity_type"], description="World class sets probed (ProbeExample labels)."
+            ["topic", "entity_type"], description="World class sets probed while probe_sets is [] (then the same as "
+            "probe_sets: [{dataset: world, config: {class_set: ...}}, ...])."
         )
         probe_k: list[int] = Field([1, 2, 5], min_length=1, description="Numbers of latents the sparse probes use.")
         probe_train_examples: int | None = Field(
@@ -342,7 +370,14 @@ class SAEBenchSuite(Suite):
             description="Balanced topic sentences drawn for scoring SCR / TPP (those also in the training draw are "
             "dropped); None = preset (800 / 1600).",
         )
-        absorption: bool = Field(True, description="Run feature absorption on the world's first-letter spelling words.")
+        absorption: bool = Field(
+            True, description="Run feature absorption on first-letter spelling: the world's spelling words when the "
+            "corpus is the world, otherwise the single-token alphabetic words of the model's tokenizer (SAEBench)."
+        )
+        absorption_vocab_words: int | None = Field(
+            None, ge=8, description="Corpus other than the world: at most this many tokenizer words are spelled (a "
+            "seeded sample); None = preset (2000 / 8000)."
+        )
         absorption_template: str = Field(
             " {word} starts with",
             description="Prompt per spelling word (must contain '{word}'); BOS is prepended and each word runs alone.",
@@ -368,6 +403,42 @@ class SAEBenchSuite(Suite):
             """The field's value, or the preset's where it is None."""
             value = getattr(self, key)
             return PRESETS[self.preset][key] if value is None else value
+
+        def probe_refs(self) -> list[DatasetRef]:
+            """The labelled sets probed: ``probe_sets``, or the world's ``probe_class_sets`` when it is []."""
+            if self.probe_sets:
+                return list(self.probe_sets)
+            return [DatasetRef(dataset="world", config={"class_set": c}) for c in self.probe_class_sets]
+
+        @model_validator(mode="after")
+        def _consistent_fields(self) -> Any:
+            if self.train_start_doc == self.eval_start_doc:
+                raise ValueError(
+                    f"train_start_doc and eval_start_doc are both {self.eval_start_doc}: the held-out text would be "
+                    "the training text. Fix: start the held-out documents after the training ones (e.g. eval_start_doc "
+                    "at 80% of a local corpus's documents)."
+                )
+            default = type(self).model_fields["probe_class_sets"].get_default(call_default_factory=True)
+            if self.probe_sets and self.probe_class_sets != default:
+                raise ValueError(
+                    "probe_sets and probe_class_sets are both set; probe_class_sets only applies while probe_sets is []. "
+                    "Fix: drop probe_class_sets and list the world's sets in probe_sets "
+                    "({dataset: world, config: {class_set: topic}})."
+                )
+            return self
+
+        @model_serializer(mode="wrap")
+        def _omit_unset_selection(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+            # overrides SelectsMetrics' serializer of the same name: drops `metrics` while unset, as it does,
+            # and the KEY_NEUTRAL_FIELDS while at their default
+            data = handler(self)
+            if isinstance(data, dict):
+                if data.get("metrics") is None:
+                    data.pop("metrics", None)
+                for name in KEY_NEUTRAL_FIELDS:
+                    if getattr(self, name) == type(self).model_fields[name].default:
+                        data.pop(name, None)
+            return data
 
     def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell

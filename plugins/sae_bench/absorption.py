@@ -246,6 +246,30 @@ def absorption_from_activations(
     )  # fmt: skip
 
 
+def vocabulary_words(tokenizer: Any, *, max_words: int | None = None, seed: int = 0) -> list[tuple[str, str]]:
+    """(word, first letter) for the single-token alphabetic words of ``tokenizer``'s vocabulary (SAEBench
+    ``get_alpha_tokens``): tokens that decode to a space followed by ASCII letters only, the word being
+    the letters (the template puts the space back: ``" {word} starts with"``), its letter lower-cased.
+    At most ``max_words`` of them (a sample seeded by ``seed``), sorted."""
+    ids = sorted(set(tokenizer.get_vocab().values()))
+    special = set(getattr(tokenizer, "all_special_ids", None) or [])
+    words: set[str] = set()
+    for i in ids:
+        if i in special:
+            continue
+        text = tokenizer.decode([i])
+        if len(text) > 1 and text[0] == " " and text[1:].isascii() and text[1:].isalpha():
+            words.add(text[1:])
+    out = sorted(words)
+    if not out:
+        raise ValueError("absorption: the tokenizer has no single-token alphabetic words (' word' tokens); fix: "
+                         "turn off absorption for this model")
+    if max_words is not None and len(out) > max_words:
+        keep = np.random.default_rng(seed).choice(len(out), size=max_words, replace=False)
+        out = [out[i] for i in sorted(keep)]
+    return [(w, w[0].lower()) for w in out]
+
+
 def split_words(pairs: list[tuple[str, str]], seed: int, test_fraction: float, min_train_words: int):
     """Per-letter seeded split; letters with fewer than ``min_train_words`` training words are dropped."""
     rng = np.random.default_rng(seed)
@@ -299,7 +323,8 @@ def absorption_scores(
     f1_jump_threshold: float = 0.03,
     pairs: list[tuple[str, str]] | None = None,
 ) -> AbsorptionResult:
-    """Feature absorption of ``sae`` at ``hook_point`` on the world's first-letter words."""
+    """Feature absorption of ``sae`` at ``hook_point`` on ``pairs`` (word, first letter): the world's
+    first-letter words by default, or :func:`vocabulary_words` of the model's tokenizer."""
     if "{word}" not in template:
         raise ValueError(f"absorption_template={template!r} has no '{{word}}' placeholder; fix: e.g. ' {{word}} starts with'")
     if pairs is None:

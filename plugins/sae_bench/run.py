@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
+from harness.datasets import is_world
+from harness.errors import HarnessError
 from harness.metric_inputs import SAEInputs
 from harness.metric_selection import extra_metric_names, keep
 from harness.results import MetricValue, SuiteOutput
@@ -18,41 +22,72 @@ from .evaluate import evaluate_sae
 from .probing import pooled_features, probe
 
 
-def world_texts(start: int):
-    """Texts of the embedded world's document stream from document ``start`` on."""
-    from harness.zoo import World
+def corpus_texts(corpus: Any, start: int, stop: int | None = None) -> Iterator[str]:
+    """Documents ``start`` .. ``stop`` (exclusive; None = to the end) of a :class:`~harness.datasets.TextCorpus`
+    (None = the embedded world's document stream)."""
+    if corpus is None:
+        from harness.zoo import World
 
-    for doc in World(seed=0).documents(start=start):
-        yield doc.text
+        texts: Iterator[str] = (doc.text for doc in World(seed=0).documents(start=start))
+    else:
+        texts = corpus.texts(start)
+    return texts if stop is None else itertools.islice(texts, max(0, stop - start))
 
 
-def harvest_tokens(loaded: Any, hook_point: str, start_doc: int, n_tokens: int, ctx: int, batch_size: int) -> torch.Tensor:
-    """[n_tokens, d] activations (BOS/EOS separators and padding excluded), float32 on CPU."""
+def text_ranges(cfg: Any) -> tuple[tuple[int, int | None], tuple[int, int | None]]:
+    """(start, stop) documents of the training and the held-out text: two disjoint ranges of one stream,
+    each running up to the other's start when that comes later (on the world both are far apart)."""
+    tr, ev = cfg.train_start_doc, cfg.eval_start_doc
+    return (tr, ev if ev > tr else None), (ev, tr if tr > ev else None)
+
+
+def _range_name(start: int, stop: int | None) -> str:
+    return f"documents {start}..{stop - 1}" if stop is not None else f"documents from {start} on"
+
+
+def harvest_tokens(loaded: Any, hook_point: str, start_doc: int, n_tokens: int, ctx: int, batch_size: int, *,
+                   corpus: Any = None, stop_doc: int | None = None) -> torch.Tensor:
+    """[n_tokens, d] activations (BOS/EOS separators and padding excluded), float32 on CPU, from documents
+    ``start_doc`` .. ``stop_doc`` of ``corpus`` (None = the world); too few tokens there is an error."""
     from harness.models import harvest_flat
 
     chunks, seen = [], 0
     with torch.no_grad():
         for chunk in harvest_flat(
-            loaded, hook_point, world_texts(start_doc), batch_size=batch_size, context_length=ctx, out_dtype=torch.float32
-        ):
+            loaded, hook_point, corpus_texts(corpus, start_doc, stop_doc), batch_size=batch_size, context_length=ctx,
+            out_dtype=torch.float32,
+        ):  # fmt: skip
             chunks.append(chunk.cpu())
             seen += chunk.shape[0]
             if seen >= n_tokens:
                 break
+    if seen < n_tokens:
+        raise HarnessError(
+            f"corpus: {_range_name(start_doc, stop_doc)} hold {seen} tokens, {n_tokens} are needed (train_tokens). "
+            "Fix: lower train_tokens, or give more training text (more documents, or a larger eval_start_doc)."
+        )
     return torch.cat(chunks)[:n_tokens]
 
 
-def eval_batches(loaded: Any, start_doc: int, n_tokens: int, ctx: int, batch_size: int):
+def eval_batches(loaded: Any, start_doc: int, n_tokens: int, ctx: int, batch_size: int, *, corpus: Any = None,
+                 stop_doc: int | None = None):
+    """Token batches of documents ``start_doc`` .. ``stop_doc`` of ``corpus`` (None = the world) until
+    ``n_tokens`` tokens; fewer there is an error naming eval_tokens."""
     from harness.models import iter_token_batches
 
     seen = 0
     for batch in iter_token_batches(
-        world_texts(start_doc), tokenizer=loaded.require_tokenizer(), batch_size=batch_size, context_length=ctx
-    ):
+        corpus_texts(corpus, start_doc, stop_doc), tokenizer=loaded.require_tokenizer(), batch_size=batch_size,
+        context_length=ctx,
+    ):  # fmt: skip
         yield batch
         seen += int(batch.attention_mask.sum())
         if seen >= n_tokens:
             return
+    raise HarnessError(
+        f"corpus: the held-out {_range_name(start_doc, stop_doc)} hold {seen} tokens, {n_tokens} are needed "
+        "(eval_tokens). Fix: lower eval_tokens, or set eval_start_doc so that enough documents follow it."
+    )
 
 
 def density_histogram(path: Any, density: torch.Tensor, label: str) -> None:
@@ -87,14 +122,20 @@ def train(spec_cls: Any, config: Any, acts: torch.Tensor, cfg: Any, seed: int, d
     return sae, log
 
 
-def held_out_batches(loaded: Any, cfg: Any) -> list[Any]:
-    """The held-out token batches every evaluation of a cell reads (the same for every SAE)."""
-    return list(eval_batches(loaded, cfg.eval_start_doc, cfg.budget("eval_tokens"), cfg.context_length, cfg.model_batch_size))
+def held_out_batches(loaded: Any, cfg: Any, corpus: Any = None) -> list[Any]:
+    """The held-out token batches every evaluation of a cell reads (the same for every SAE); ``corpus`` is
+    ``cfg.corpus`` opened (None: ``cfg.corpus`` must be the world)."""
+    if corpus is None and not is_world(cfg.corpus):
+        raise ValueError("held_out_batches: pass the opened corpus (cell.data(cfg.corpus, 'corpus'))")
+    _, (start, stop) = text_ranges(cfg)
+    return list(eval_batches(loaded, start, cfg.budget("eval_tokens"), cfg.context_length, cfg.model_batch_size,
+                             corpus=corpus, stop_doc=stop))
 
 
-def evaluate(loaded: Any, sae: Any, cfg: Any, batches: list[Any] | None = None) -> tuple[dict[str, Any], Any]:
+def evaluate(loaded: Any, sae: Any, cfg: Any, batches: list[Any] | None = None, corpus: Any = None
+             ) -> tuple[dict[str, Any], Any]:
     bos = loaded.require_tokenizer().bos_token_id
-    batches = held_out_batches(loaded, cfg) if batches is None else batches
+    batches = held_out_batches(loaded, cfg, corpus) if batches is None else batches
     return evaluate_sae(loaded, sae, cfg.hook_point, batches, bos_token_id=bos)
 
 
@@ -109,15 +150,18 @@ def sae_inputs(cell: Any, loaded: Any, sae: Any, cfg: Any, recon: dict[str, Any]
 COMPUTED = ("sae_alive_fraction", "sae_dense_fraction")
 
 
-def load_pretrained(spec: Any, loaded: Any, cfg: Any, seed: int, device: str) -> Any:
+def load_pretrained(spec: Any, loaded: Any, cfg: Any, seed: int, device: str, corpus: Any = None) -> Any:
     """The row's saved SAE (a learner with ``pretrained = True``, e.g. ``pretrained_sae``): created through
     the learner contract at the width of ``cfg.hook_point``, read off one harvested context."""
-    width = int(harvest_tokens(loaded, cfg.hook_point, cfg.eval_start_doc, 1, cfg.context_length, 1).shape[-1])
+    _, (start, stop) = text_ranges(cfg)
+    width = int(harvest_tokens(loaded, cfg.hook_point, start, 1, cfg.context_length, 1, corpus=corpus,
+                               stop_doc=stop).shape[-1])
     sae = spec.create(width, seed=seed)
     return sae.to(device).eval()
 
 
-def sweep(spec: Any, acts: torch.Tensor, loaded: Any, cfg: Any, seed: int, device: str) -> dict[str, Any]:
+def sweep(spec: Any, acts: torch.Tensor, loaded: Any, cfg: Any, seed: int, device: str, corpus: Any = None
+          ) -> dict[str, Any]:
     """Retrain the row's learner at every ``sweep_values`` of ``sweep_field`` (same activations, same
     budget) and record its L0 / explained variance / CE-loss recovered: the Pareto curve's points."""
     values = cfg.budget("sweep_values")
@@ -130,12 +174,33 @@ def sweep(spec: Any, acts: torch.Tensor, loaded: Any, cfg: Any, seed: int, devic
     for v in values:
         conf = type(spec.config).model_validate({**spec.config.model_dump(), cfg.sweep_field: v})
         sae, _ = train(spec.cls, conf, acts, cfg, seed, device)
-        recon, splice = evaluate(loaded, sae, cfg)
+        recon, splice = evaluate(loaded, sae, cfg, corpus=corpus)
         points.append({
             "value": getattr(conf, cfg.sweep_field), "l0": recon["l0"], "explained_variance": recon["explained_variance"],
             "ce_loss_recovered": recovered_score(splice.ce_clean, splice.ce_sae, splice.ce_zero),
         })  # fmt: skip
     return {"field": cfg.sweep_field, "points": points}
+
+
+def open_data(cell: Any, cfg: Any) -> dict[str, Any]:
+    """The cell's data by role: ``corpus`` (TextCorpus), ``probe_sets`` (LabelledText, names unique; [] without
+    probing) and ``scr_tpp_set`` (LabelledText with a spurious label; None without SCR / TPP)."""
+    probe_sets = [cell.data(ref, "labelled") for ref in cfg.probe_refs()] if cfg.probing else []
+    names = [p.name for p in probe_sets]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise HarnessError(
+            f"probe_sets: two sets are named {', '.join(twice)}, so their board keys '<name>/k<k>' would collide. "
+            "Fix: list each set once (a local file's name is its file name without the suffix: rename one file)."
+        )
+    scr_set = cell.data(cfg.scr_tpp_set, "labelled") if cfg.scr_tpp else None
+    if scr_set is not None and not scr_set.has_spurious:
+        raise HarnessError(
+            f"scr_tpp_set: {cfg.scr_tpp_set} has no spurious label, which SCR and TPP pair with the class label. "
+            "Fix: set spurious_column in its config (e.g. gender for bias_in_bios), use a set that has one "
+            "(the world's topic set), or turn off scr_tpp."
+        )
+    return {"corpus": cell.data(cfg.corpus, "corpus"), "probe_sets": probe_sets, "scr_tpp_set": scr_set}
 
 
 def run_cell(suite: Any, cell: Any) -> SuiteOutput:
@@ -149,6 +214,9 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     artifacts: dict[str, str] = {}
     device = str(cell.device)
 
+    data = open_data(cell, cfg)  # before any work: a bad data set fails the cell at once
+    corpus = data["corpus"]
+    (train_start, train_stop), _ = text_ranges(cfg)
     t0 = time.perf_counter()
     loaded = cell.load_model()
     loaded.model.eval()
@@ -156,11 +224,12 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     torch.manual_seed(seed)
     pretrained = bool(getattr(spec.cls, "pretrained", False))  # e.g. pretrained_sae: loaded, never trained here
     if pretrained:
-        sae, log, train_acts = load_pretrained(spec, loaded, cfg, seed, device), None, None
+        sae, log, train_acts = load_pretrained(spec, loaded, cfg, seed, device, corpus), None, None
         timings["load"] = time.perf_counter() - t0
     else:
         train_acts = harvest_tokens(
-            loaded, hook, cfg.train_start_doc, cfg.budget("train_tokens"), cfg.context_length, cfg.model_batch_size
+            loaded, hook, train_start, cfg.budget("train_tokens"), cfg.context_length, cfg.model_batch_size,
+            corpus=corpus, stop_doc=train_stop,
         )
         timings["harvest"] = time.perf_counter() - t0
 
@@ -169,7 +238,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         timings["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    batches = held_out_batches(loaded, cfg)
+    batches = held_out_batches(loaded, cfg, corpus)
     recon, splice = evaluate(loaded, sae, cfg, batches)
     timings["evaluate"] = time.perf_counter() - t0
     n = recon["n_tokens"]
@@ -204,7 +273,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     if pretrained:
         sweep_details = {"field": cfg.sweep_field, "skipped": "a pretrained SAE is evaluated as saved, not retrained"}
     else:
-        sweep_details = sweep(spec, train_acts, loaded, cfg, seed, device)
+        sweep_details = sweep(spec, train_acts, loaded, cfg, seed, device, corpus)
     del train_acts
     if sweep_details:
         timings["sweep"] = time.perf_counter() - t0
@@ -213,18 +282,17 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     pooled: dict[str, Any] = {}
     if cfg.probing:
         t0 = time.perf_counter()
-        from harness.zoo import World
-
-        world = World(seed=0)
         sp = cell.metric("sae_sparse_probing")
-        for kind in cfg.probe_class_sets:
-            tr = world.probing_examples(cfg.budget("probe_train_examples"), kind=kind, split="balanced", seed=1000 + seed)
-            te = world.probing_examples(cfg.budget("probe_test_examples"), kind=kind, split="balanced", seed=2000 + seed)
+        for labelled in data["probe_sets"]:
+            kind = labelled.name
+            tr = labelled.examples("train", cfg.budget("probe_train_examples"), seed=seed)
+            te = labelled.examples("test", cfg.budget("probe_test_examples"), seed=seed)
             r_tr, f_tr = pooled_features(loaded, sae, hook, [e.text for e in tr])
             r_te, f_te = pooled_features(loaded, sae, hook, [e.text for e in te])
-            y_tr = np.array([e.label for e in tr])
-            y_te = np.array([e.label for e in te])
-            pooled[kind] = (f_tr, y_tr, [e.label_name for e in tr])
+            index = {label: i for i, label in enumerate(labelled.labels)}  # the world's order = its label ids
+            y_tr = np.array([index[e.label] for e in tr])
+            y_te = np.array([index[e.label] for e in te])
+            pooled[kind] = (f_tr, y_tr, [e.label for e in tr])
             scores = {f"k{k}": probe(f_tr, y_tr, f_te, y_te, k=k, seed=seed) for k in cfg.probe_k}
             scores["residual"] = probe(r_tr, y_tr, r_te, y_te, k=None, seed=seed)
             for name, s in scores.items():
@@ -235,16 +303,21 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     absorption: dict[str, Any] = {}
     if cfg.absorption:
         t0 = time.perf_counter()
-        from .absorption import absorption_scores
+        from .absorption import absorption_scores, vocabulary_words
 
+        if is_world(cfg.corpus):  # the world's spelling words, which the zoo models learned to spell
+            pairs, vocabulary = list(corpus.world.first_letter_words), None
+        else:  # SAEBench: the single-token alphabetic words of the model's own vocabulary
+            pairs = vocabulary_words(loaded.require_tokenizer(), max_words=cfg.budget("absorption_vocab_words"), seed=seed)
+            vocabulary = {"source": "tokenizer", "words": len(pairs)}
         ar = absorption_scores(
             loaded, sae, hook, seed=seed, template=cfg.absorption_template, token_pos=cfg.absorption_token_pos,
             test_fraction=cfg.absorption_test_fraction, min_train_words=cfg.absorption_min_train_words,
-            max_k=cfg.absorption_max_k, f1_jump_threshold=cfg.absorption_f1_jump_threshold,
+            max_k=cfg.absorption_max_k, f1_jump_threshold=cfg.absorption_f1_jump_threshold, pairs=pairs,
         )  # fmt: skip
         for name in ("sae_absorption_fraction", "sae_absorption_full_rate", "sae_split_features"):
             metrics.append(cell.metric(name).report(ar))
-        absorption = ar.details()
+        absorption = ar.details() if vocabulary is None else {**ar.details(), "vocabulary": vocabulary}
         timings["absorption"] = time.perf_counter() - t0
 
     scr_tpp: dict[str, Any] = {}
@@ -253,7 +326,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         from .scr_tpp import scr_tpp_scores
 
         r = scr_tpp_scores(
-            loaded, sae, hook, seed=seed, n_values=cfg.scr_tpp_n,
+            loaded, sae, hook, data=data["scr_tpp_set"], seed=seed, n_values=cfg.scr_tpp_n,
             n_train=cfg.budget("scr_tpp_train_examples"), n_test=cfg.budget("scr_tpp_test_examples"),
         )  # fmt: skip
         for name, vals, errs, n_used in (

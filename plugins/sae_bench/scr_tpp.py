@@ -1,5 +1,7 @@
 """Feature-independence metrics of SAEBench: SCR and TPP (arXiv 2503.09532; SAEBench
-``evals/scr_and_tpp/main.py``), on the world's topic sentences with the pronoun as spurious concept.
+``evals/scr_and_tpp/main.py``), on a labelled set with a binary spurious label: by default the world's
+topic sentences with the pronoun as spurious concept (any :class:`harness.datasets.LabelledText`
+with ``has_spurious``, e.g. bias_in_bios' profession with gender, through :func:`scr_tpp_scores`).
 
 Both metrics zero-ablate N latents and re-score linear probes on mean-pooled residual
 activations at the SAE's hook point. Zero-ablation keeps the SAE's reconstruction error, as in
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.stats import mean_stderr
 
 #: A pair is left out of SCR when its oracle beats the biased probe by less than this
@@ -208,7 +211,11 @@ def scr(train: PooledSet, test: PooledSet, rows: np.ndarray, pairs, n_values: Se
     per_pair: dict[str, Any] = {}
     scores: dict[int, list[float]] = {n: [] for n in n_values}
     for a, b, pa in pairs:
-        pair = build_scr_pair(train, test, a, b, pa, seed=seed, C=C)
+        try:
+            pair = build_scr_pair(train, test, a, b, pa, seed=seed, C=C)
+        except ValueError as e:  # a quadrant (class x spurious value) too small in a user's data set
+            per_pair[f"{a}-{b}"] = {"skipped": str(e)}
+            continue
         clean = pair.clean(test)
         direction = 1 if clean["biased_on_target"] <= clean["biased_on_spurious"] else 2
         rec: dict[str, Any] = {"direction": direction, **{k: round(v, 4) for k, v in clean.items()}}
@@ -274,11 +281,15 @@ def tpp(train: PooledSet, test: PooledSet, rows: np.ndarray, n_values: Sequence[
 
 
 # --------------------------------------------------------------------------- model side
-def pooled_set(loaded: Any, sae: Any, hook_point: str, examples: Sequence[Any]) -> PooledSet:
+def pooled_set(loaded: Any, sae: Any, hook_point: str, examples: Sequence[Any], labels: Sequence[str],
+               spurious: Sequence[str]) -> PooledSet:
+    """Pooled activations of ``examples`` (:class:`harness.datasets.LabelledExample`), class and spurious
+    labels numbered by their position in ``labels`` / ``spurious``."""
     from .probing import pooled_features
 
     x, f = pooled_features(loaded, sae, hook_point, [e.text for e in examples])
-    return PooledSet(x, f, np.array([e.label for e in examples]), np.array([e.spurious for e in examples]))
+    li, si = {v: i for i, v in enumerate(labels)}, {v: i for i, v in enumerate(spurious)}
+    return PooledSet(x, f, np.array([li[e.label] for e in examples]), np.array([si[e.spurious] for e in examples]))
 
 
 def topic_pairs(world: Any) -> list[tuple[int, int, int]]:
@@ -293,11 +304,40 @@ def topic_pairs(world: Any) -> list[tuple[int, int, int]]:
     ]  # fmt: skip
 
 
+def leaning_pairs(label: np.ndarray, spurious: np.ndarray, n_classes: int) -> list[tuple[int, int, int]]:
+    """SCR pairs of a data set without a given pairing: classes ranked by the share of spurious value 0
+    among their training examples; the i-th most 0-leaning class is paired (with value 0) with the
+    i-th most 1-leaning one, as SAEBench pairs a mostly-male profession (with male) with a mostly-female
+    one (professor / nurse). ``n_classes // 2`` disjoint pairs."""
+    share = [float(np.mean(spurious[label == c] == 0)) if (label == c).any() else 0.5 for c in range(n_classes)]
+    order = sorted(range(n_classes), key=lambda c: (-share[c], c))
+    half = n_classes // 2
+    return [(a, b, 0) for a, b in zip(order[:half], order[::-1][:half])]
+
+
+def _spurious_values(data: Any, train: Sequence[Any], test: Sequence[Any]) -> list[str]:
+    """The two spurious values in a fixed order (the world: its pronouns; otherwise sorted)."""
+    world = getattr(data, "world", None)
+    if world is not None:
+        from harness.zoo.lexicon import PRONOUNS
+
+        return list(PRONOUNS)
+    values = sorted({e.spurious for e in train} | {e.spurious for e in test}, key=str)
+    if len(values) != 2 or None in values:
+        shown = ", ".join(map(str, values[:6])) or "none"
+        raise HarnessError(
+            f"scr_tpp_set {data.name}: SCR pairs each class with one of two spurious values; spurious_column has "
+            f"{len(values)} ({shown}). Fix: point spurious_column at a two-valued column (e.g. gender)."
+        )
+    return values
+
+
 def scr_tpp_scores(
     loaded: Any,
     sae: Any,
     hook_point: str,
     *,
+    data: Any = None,
     world: Any = None,
     seed: int = 0,
     n_values: Sequence[int] = (2, 5, 10, 20),
@@ -305,31 +345,46 @@ def scr_tpp_scores(
     n_test: int = 800,
     C: float = 1.0,
 ) -> ScrTppResult:
-    """SCR and TPP of ``sae`` at ``hook_point`` on the world's balanced topic sentences.
+    """SCR and TPP of ``sae`` at ``hook_point`` on a labelled set with a spurious label.
 
-    Test sentences that also occur in the training draw are dropped (the world has few distinct
-    topic sentences), so every probe is scored on held-out text.
+    ``data`` is a :class:`harness.datasets.LabelledText` (``has_spurious``); None = the world's balanced
+    topic sentences (of ``world``, default world 0) with the pronoun as spurious label. The train and test
+    draws use seed ``2000 + seed`` (the world's: probing sentences 3000 + seed and 4000 + seed, apart from
+    sparse probing's). Test sentences that also occur in the training draw are dropped (the world has few
+    distinct topic sentences), so every probe is scored on held-out text. SCR pairs: the world's topic /
+    pronoun pairing (:func:`topic_pairs`), otherwise :func:`leaning_pairs`.
     """
-    if world is None:
-        from harness.zoo import World
+    if data is None:
+        from harness.datasets.providers import WorldLabelled
 
-        world = World(seed=0)
+        if world is None:
+            from harness.zoo import World
+
+            world = World(seed=0)
+        data = WorldLabelled(world, "topic")
     rows = decoder_rows(sae)
     if n_values and max(n_values) > rows.shape[0]:
         raise ValueError(f"scr_tpp_n: N={max(n_values)} exceeds the dictionary size {rows.shape[0]}; use smaller values")
-    tr = world.probing_examples(n_train, kind="topic", split="balanced", seed=3000 + seed)
+    tr = data.examples("train", n_train, seed=2000 + seed)
     seen = {e.text for e in tr}
-    te = [e for e in world.probing_examples(n_test, kind="topic", split="balanced", seed=4000 + seed) if e.text not in seen]
-    train, test = pooled_set(loaded, sae, hook_point, tr), pooled_set(loaded, sae, hook_point, te)
-    s, pairs_used, per_pair = scr(train, test, rows, topic_pairs(world), n_values, seed=seed, C=C)
+    te = [e for e in data.examples("test", n_test, seed=2000 + seed) if e.text not in seen]
+    names = list(data.labels)
+    spurious = _spurious_values(data, tr, te)
+    train = pooled_set(loaded, sae, hook_point, tr, names, spurious)
+    test = pooled_set(loaded, sae, hook_point, te, names, spurious)
+    world = getattr(data, "world", None)
+    pairs = topic_pairs(world) if world is not None else leaning_pairs(train.topic, train.pronoun, len(names))
+    s, pairs_used, per_pair = scr(train, test, rows, pairs, n_values, seed=seed, C=C)
     t, n_classes, per_class = tpp(train, test, rows, n_values, seed=seed, C=C)
-    names = world.topics
+    details: dict[str, Any] = {
+        "train_sentences": len(tr), "test_sentences": len(te), "topics": names,
+        "scr_pairs": {"-".join(names[int(i)] for i in k.split("-")): v for k, v in per_pair.items()},
+        "tpp_classes": {names[int(k)]: v for k, v in per_class.items()},
+    }  # fmt: skip
+    if world is None:
+        details["data"] = {"name": data.name, "spurious_values": spurious, "pairs_paired_with": spurious[0]}
     return ScrTppResult(
         scr={n: v[0] for n, v in s.items()}, scr_stderr={n: v[1] for n, v in s.items()}, scr_pairs=pairs_used,
         tpp={n: v[0] for n, v in t.items()}, tpp_stderr={n: v[1] for n, v in t.items()}, tpp_classes=n_classes,
-        details={
-            "train_sentences": len(tr), "test_sentences": len(te), "topics": list(names),
-            "scr_pairs": {"-".join(names[int(i)] for i in k.split("-")): v for k, v in per_pair.items()},
-            "tpp_classes": {names[int(k)]: v for k, v in per_class.items()},
-        },
+        details=details,
     )  # fmt: skip

@@ -20,6 +20,8 @@ from pydantic import Field, field_validator
 
 from harness import hookimpl
 from harness.config import PluginConfig
+from harness.datasets import DatasetRef, dataset_field
+from harness.evaluation.folders import TaskFolders, task_folders_field
 from harness.metric_inputs import ModelInputs
 from harness.protocols import Metric, ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
@@ -143,23 +145,54 @@ class ScalingAnswerCE(ReportedMetric):
 
 class ScalingHeldoutLoss(Metric):
     name = "scaling_heldout_loss"
-    description = "Mean next-token loss (nats/token) on held-out world documents never trained on."
+    description = (
+        "Mean next-token loss (nats/token) on held-out text: world documents never trained on (the default), or "
+        "the first documents of the configured corpus."
+    )
     paper = PAPER
     higher_is_better = False
     scope = "model"
     unit = "nats/token"
 
     class Config(PluginConfig):
-        n_docs: int = Field(60, ge=1, description="Held-out world documents scored.")
-        world_seed: int = Field(0, description="Seed of the embedded world whose held-out documents are scored.")
+        n_docs: int = Field(60, ge=1, description="Held-out documents scored.")
+        world_seed: int = Field(0, description="Seed of the embedded world whose held-out documents are scored "
+                                               "(when `corpus` is the world without a seed of its own).")
+        corpus: DatasetRef = dataset_field(
+            "corpus", "Held-out text: the world (default; documents from index 50,000,000 on, never trained on) or "
+            "any corpus (its first `n_docs` documents, each cut to the model's context).",
+        )
+
+    def corpus_ref(self) -> DatasetRef:
+        """``corpus``, with ``world_seed`` as the seed of a world that names none."""
+        from harness.datasets import is_world
+
+        ref = self.config.corpus
+        if is_world(ref):
+            ref = ref.model_copy(update={"config": {"seed": self.config.world_seed, **ref.config}})
+        return ref
 
     def compute(self, inputs: ModelInputs) -> MetricValue:
-        from harness.zoo import World
-        from harness.zoo.evaluate import heldout_loss
+        from harness.datasets import open_role
 
-        loaded, n = inputs.model, self.config.n_docs
-        return self.value(heldout_loss(loaded.model, loaded.require_tokenizer(), World(seed=self.config.world_seed), n),
-                          n=n)
+        return self.score(inputs, open_role(self.corpus_ref(), "corpus"))
+
+    def score(self, inputs: ModelInputs, corpus: Any) -> MetricValue:
+        """The loss on ``corpus`` (a ``TextCorpus``; the suite opens :meth:`corpus_ref` with its cell's
+        registries): the world's documents from its held-out index on, another corpus's first ones."""
+        from itertools import islice
+
+        from harness.errors import HarnessError
+        from harness.zoo.evaluate import EVAL_LOSS_START, text_loss
+
+        start = EVAL_LOSS_START if hasattr(corpus, "world") else 0
+        texts = list(islice(corpus.texts(start), self.config.n_docs))
+        if not texts:
+            raise HarnessError(f"scaling_heldout_loss: corpus {self.config.corpus} has no documents. Fix: give a "
+                               "corpus with held-out text, or heldout_docs: 0 to skip the held-out loss.")
+        loaded = inputs.model
+        loss, _ = text_loss(loaded.model, loaded.require_tokenizer(), texts)
+        return self.value(loss, n=len(texts))
 
 
 class ScalingSuite(Suite):
@@ -190,7 +223,12 @@ class ScalingSuite(Suite):
             "'full' (every doc). Fields left at None take the preset's value.",
         )
         tasks: list[str] | None = Field(
-            None, description="lm-eval task names; None = every task of the embedded world (harness/zoo/tasks).",
+            None, description="lm-eval task names; None = every task of the embedded world (harness/zoo/tasks) "
+            "and of `include_paths`.",
+        )
+        include_paths: TaskFolders = task_folders_field(
+            "Extra folders of local lm-eval task YAMLs for `tasks` and `swap_tasks` (the zoo's tasks are always "
+            "included); `harness run --tasks-dir DIR` appends to it. Each folder's file contents enter the cell key."
         )
         task_kinds: dict[str, str] = Field(
             default_factory=dict,
@@ -201,7 +239,13 @@ class ScalingSuite(Suite):
         heldout_docs: int | None = Field(
             None, ge=0, description="Held-out world documents for the held-out loss (0 = skip); None = preset.",
         )
-        world_seed: int = Field(0, description="Seed of the generated world whose held-out text is scored.")
+        world_seed: int = Field(0, description="Seed of the generated world whose held-out text is scored (when "
+                                               "`corpus` is the world without a seed of its own).")
+        corpus: DatasetRef = dataset_field(
+            "corpus", "Held-out text of scaling_heldout_loss: the world (default; documents never trained on) or any "
+            "corpus (its first `heldout_docs` documents, each cut to the model's context), e.g. {dataset: local, "
+            "config: {path: heldout.jsonl}}.",
+        )
         exact_match: bool = Field(True, description="Also score by greedy generation (exact match of the answer).")
         prefix_eos: bool = Field(
             True, description="Precede each context by the EOS token for answer loss and generation, as every zoo "
@@ -247,11 +291,16 @@ class ScalingSuite(Suite):
 
     @classmethod
     def check(cls, config: PluginConfig, shape: Any) -> list[str]:
-        """Task names exist; swapped layers and heads are the model's."""
-        from harness.validation import layer_problems, task_problems
+        """Include folders exist; task names are in them, the zoo's or lm-eval's; swapped layers and heads
+        are the model's."""
+        from harness.evaluation.capability import capability_task_problems
+        from harness.validation import layer_problems
 
-        problems = [*task_problems("tasks", config.tasks), *task_problems("swap_tasks", config.swap_tasks),
-                    *layer_problems("swap_layers", config.swap_layers, shape, negative=False)]
+        folders = config.include_paths
+        problems = capability_task_problems("tasks", config.tasks or [], folders, "include_paths")
+        if not any(p.startswith("include_paths:") for p in problems):
+            problems += capability_task_problems("swap_tasks", config.swap_tasks, folders, "include_paths")
+        problems += layer_problems("swap_layers", config.swap_layers, shape, negative=False)
         bad = [h for h in config.swap_heads or [] if not 0 <= h < shape.n_heads]
         if config.swap_heads == []:
             problems.append(f"swap_heads: empty list; allowed: heads in 0..{shape.n_heads - 1}. Fix: name at least "

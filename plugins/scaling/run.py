@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 from harness.config import ModelRef
@@ -13,36 +14,46 @@ from harness.metric_inputs import ModelInputs
 from harness.results import MetricValue, SuiteOutput
 
 
+def include_paths(cfg: Any) -> tuple[Path, ...]:
+    """The zoo's task folder and the config's ``include_paths`` (absolute, in order)."""
+    from harness.evaluation.capability import include_paths_with_zoo
+
+    return tuple(include_paths_with_zoo(cfg.include_paths))
+
+
 def resolve_tasks(cfg: Any) -> tuple[list[str], dict[str, str], dict[str, float | None]]:
     """Task names, their kind (knowledge / procedural / ...) and chance levels.
 
     Kinds come from the task metadata (``harness_tasks.json`` / YAML ``metadata.kind``),
     overridden by ``cfg.task_kinds``; a task without a kind is ``other``."""
-    local = {t.name: t for t in _local_tasks()}
+    local = {t.name: t for t in _local_tasks(include_paths(cfg))}
     tasks = cfg.tasks or [n for n, t in local.items() if t.entry_kind == "task"]
     if not tasks:
-        raise ValueError("scaling: no tasks (the zoo task folder is empty); set `tasks` in the suite config.")
+        raise ValueError("scaling: no tasks (the zoo task folder and include_paths hold none); set `tasks` in the "
+                         "suite config.")
     kinds = {n: cfg.task_kinds.get(n) or (local[n].kind if n in local else None) or "other" for n in tasks}
     chances = {n: local[n].chance if n in local else None for n in tasks}
     return tasks, kinds, chances
 
 
-@functools.lru_cache(maxsize=1)
-def _local_tasks() -> tuple[Any, ...]:
-    """The zoo's local tasks (indexing them costs ~1 s; cells of one process share it)."""
+@functools.lru_cache(maxsize=4)
+def _local_tasks(paths: tuple[Path, ...]) -> tuple[Any, ...]:
+    """The local tasks under ``paths`` (indexing them costs ~1 s; cells of one process share it)."""
     from harness.evaluation import list_local_tasks
 
-    return tuple(list_local_tasks())
+    return tuple(list_local_tasks(paths))
 
 
 @functools.lru_cache(maxsize=4)
-def task_docs(tasks: tuple[str, ...], limit: int | None) -> dict[str, list[tuple[str, list[str], int, str]]]:
+def task_docs(tasks: tuple[str, ...], limit: int | None, paths: tuple[Path, ...] | None = None
+              ) -> dict[str, list[tuple[str, list[str], int, str]]]:
     """``(context, choices, gold, target_delimiter)`` of the first ``limit`` docs of each
-    multiple-choice task (lm-eval's own doc order and templates, as ``evaluate_tasks`` scores).
-    Cached per process (the cells of a sweep share it): treat the result as read-only."""
+    multiple-choice task (lm-eval's own doc order and templates, as ``evaluate_tasks`` scores)
+    under the task folders ``paths`` (None: the zoo's). Cached per process (the cells of a sweep
+    share it): treat the result as read-only."""
     from harness.evaluation.tasks import default_include_paths, task_manager, task_spec
 
-    local = default_include_paths()
+    local = list(paths) if paths is not None else default_include_paths()
     names_local = set(task_manager(local, include_defaults=False).all_tasks) if local else set()
     tm = task_manager(local, include_defaults=any(t not in names_local for t in tasks))
     built = {}
@@ -146,12 +157,13 @@ def run_swap(suite: Any, cell: Any, loaded: Any, partner: ModelRef) -> tuple[lis
     values: list[MetricValue] = []
     swap_metric = cell.metric("attention_swap_acc")
     tasks = cfg.swap_tasks
-    own_b = evaluate_tasks(b.model, b.require_tokenizer(), tasks, limit=limit, batch_size=cfg.batch_size,
-                           seed=cell.seed, model_id=b.fingerprint)
+    paths = include_paths(cfg)
+    own_b = evaluate_tasks(b.model, b.require_tokenizer(), tasks, include_paths=paths, limit=limit,
+                           batch_size=cfg.batch_size, seed=cell.seed, model_id=b.fingerprint)
     for label, layers in cell.progress(layer_sets, desc="attention swap"):
         swap = AttentionSwap(b, layers=layers, heads=cfg.swap_heads, source_id=b.fingerprint)
-        res = evaluate_tasks(loaded.model, loaded.require_tokenizer(), tasks, limit=limit, batch_size=cfg.batch_size,
-                             seed=cell.seed, model_id=loaded.fingerprint, intervention=swap)
+        res = evaluate_tasks(loaded.model, loaded.require_tokenizer(), tasks, include_paths=paths, limit=limit,
+                             batch_size=cfg.batch_size, seed=cell.seed, model_id=loaded.fingerprint, intervention=swap)
         values += swap_metric.report(res, tasks, suffix=f"@{label}")
     details = {"source": str(partner), "layers": [lbl for lbl, _ in layer_sets], "heads": cfg.swap_heads,
                "source_acc": {t: own_b.tasks[t].get("acc") for t in tasks}}
@@ -168,13 +180,14 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         tok.pad_token = tok.eos_token
     tasks, kinds, chances = resolve_tasks(cfg)
     limit = cfg.budget("limit")
-    result = evaluate_tasks(loaded.model, tok, tasks, limit=limit, batch_size=cfg.batch_size, seed=cell.seed,
-                            model_id=loaded.fingerprint)
+    paths = include_paths(cfg)
+    result = evaluate_tasks(loaded.model, tok, tasks, include_paths=paths, limit=limit, batch_size=cfg.batch_size,
+                            seed=cell.seed, model_id=loaded.fingerprint)
     per_task = cell.metric("scaling_acc").report(result, tasks, chances)
     metrics: list[MetricValue] = [cell.metric("scaling_acc_mean").report(per_task),
                                   *cell.metric("scaling_kind_acc").report(per_task, kinds),
                                   *per_task]
-    docs = task_docs(tuple(tasks), limit)
+    docs = task_docs(tuple(tasks), limit, paths)
     ce = {t: answer_ce(loaded.model, tok, d, prefix_eos=cfg.prefix_eos) for t, d in docs.items()}
     metrics += cell.metric("scaling_answer_ce").report(ce)
     if cfg.exact_match:
@@ -182,8 +195,10 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         metrics += cell.metric("scaling_exact_match").report(em, {t: 0.0 for t in em})
     n_docs = cfg.budget("heldout_docs")
     if n_docs:
-        heldout = cell.registries.metrics.get("scaling_heldout_loss")({"n_docs": n_docs, "world_seed": cfg.world_seed})
-        metrics.append(heldout.compute(ModelInputs(model=loaded, seed=cell.seed, device=cell.device)))
+        heldout = cell.registries.metrics.get("scaling_heldout_loss")({"n_docs": n_docs, "world_seed": cfg.world_seed,
+                                                                      "corpus": cfg.corpus})
+        metrics.append(heldout.score(ModelInputs(model=loaded, seed=cell.seed, device=cell.device),
+                                     cell.data(heldout.corpus_ref(), "corpus")))
     details: dict[str, Any] = {
         "n_params": sum(p.numel() for p in loaded.model.parameters()),
         "model_name": cell.model_ref.name, "revision": cell.model_ref.revision or "main",

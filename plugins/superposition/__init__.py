@@ -23,6 +23,7 @@ from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
+from harness.datasets import DatasetRef, dataset_field
 from harness.protocols import ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
 from harness.stats import correlation_stderr, pearson, spearman
@@ -159,7 +160,13 @@ class SuperpositionSuite(Suite):
         layer_kinds: list[Literal["resid_post", "attn_out", "mlp_out"]] = Field(
             ["resid_post", "attn_out", "mlp_out"], min_length=1, description="Hook kinds profiled at every layer."
         )
-        layer_train_tokens: int = Field(4096, ge=64, description="Tokens of world text the per-point learners train on.")
+        corpus: DatasetRef = dataset_field(
+            "corpus", "Text of the layer-wise profile: the learners train on its first `layer_train_tokens` tokens "
+            "and F is counted on `layer_count_tokens` more from the documents after those (the world: from "
+            "document 1,000,000). Default: the embedded world.",
+        )
+        layer_train_tokens: int = Field(4096, ge=64, description="Tokens of `corpus` text the per-point learners "
+                                                                 "train on.")
         layer_count_tokens: int = Field(4096, ge=64, description="Disjoint tokens streamed to count F.")
         layer_epochs: int = Field(16, ge=1, description="Learner epochs over the training tokens.")
         layer_batch_size: int = Field(128, ge=1, description="Learner batch for the layer-wise profile.")

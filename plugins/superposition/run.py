@@ -98,6 +98,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
                 count_tokens=cfg.layer_count_tokens, epochs=cfg.layer_epochs, batch_size=cfg.layer_batch_size,
                 lr=cfg.layer_lr, normalize=cfg.layer_normalize, checkpoints=cfg.convergence_checkpoints, seed=seed,
                 progress=lambda it, desc: cell.progress(it, total=len(it), desc=desc),
+                corpus=cell.data(cfg.corpus, "corpus"),
             )  # fmt: skip
             f_metric, psi_metric = cell.metric("effective_features"), cell.metric("superposition_psi")
             for p in prof.points:
