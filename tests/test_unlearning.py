@@ -190,3 +190,152 @@ def test_probe_edit_subclasses_set_rank_and_rounds(zoo32):
         ranks[name] = [tuple(e.U.shape) for e in edits]
     d = zoo32.d_model
     assert ranks == {"pga": [(1, d)], "md_pga": [(3, d)], "pga_adversarial": [(1, d), (1, d)]}
+
+
+def test_heldout_probe_separable_case_is_near_one():
+    from harness_plugins.unlearning_suite.probes import heldout_accuracy
+
+    x, y = separable(n=80, d=8)
+    acc, se = heldout_accuracy(x, y, seed=0)
+    assert acc >= 0.97 and se <= 0.03
+
+
+def test_heldout_probe_random_labels_is_chance_within_its_stderr():
+    """No signal (labels independent of x, more dimensions than a fold can fit on): held-out accuracy
+    is 0.5 within its stderr; an in-sample probe on the same data reads perfect separation."""
+    from harness_plugins.unlearning_suite.probes import heldout_accuracy
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 160, generator=g)
+    y = torch.arange(60) % 2
+    y = y[torch.randperm(60, generator=g)]
+    acc, se = heldout_accuracy(x, y, seed=0)
+    assert se == pytest.approx((acc * (1 - acc) / 60) ** 0.5)
+    assert abs(acc - 0.5) <= se
+    assert frozen_acc(fit_logistic(x, y), x, y) == 1.0  # the in-sample read-out the held-out probe replaces
+    # no systematic bias: over seeds of data and folds the mean sits at 0.5 (its stderr here is ~0.03)
+    accs = []
+    for s in range(8):
+        gs = torch.Generator().manual_seed(100 + s)
+        xs, ys = torch.randn(40, 20, generator=gs), (torch.arange(40) % 2)[torch.randperm(40, generator=gs)]
+        accs.append(heldout_accuracy(xs, ys, seed=s)[0])
+    assert abs(sum(accs) / len(accs) - 0.5) < 0.06
+
+
+def test_stratified_masks_partition_and_keep_classes_balanced():
+    from harness_plugins.unlearning_suite.probes import stratified_masks
+
+    y = torch.tensor([1] * 6 + [0] * 9)
+    masks = stratified_masks(y, 3, seed=1)
+    held = ~masks
+    assert torch.equal(held.sum(0), torch.ones(15, dtype=torch.long))  # each sequence held out exactly once
+    assert [int(y[h].sum()) for h in held] == [2, 2, 2] and [int((1 - y)[h].sum()) for h in held] == [3, 3, 3]
+    assert torch.equal(masks, stratified_masks(y, 3, seed=1))  # seeded
+    with pytest.raises(ValueError, match="folds <= the smaller class"):
+        stratified_masks(y, 7, seed=0)
+
+
+def test_frozen_heldout_probe_scores_edited_activations():
+    """Fitted on the un-edited activations, scored on edited ones: PGA's reflection sends held-out
+    sequences below chance too, LEACE's erasure leaves them at chance."""
+    from harness_plugins.unlearning_suite.probes import heldout_accuracy
+
+    x, y = separable(n=80, d=8)
+    w = probe_direction(x, y, l2=1.0)
+    pga = reflect_edit(x, y, w.unsqueeze(0), strength=2.0)(x)
+    assert heldout_accuracy(x, y, x_eval=pga)[0] < 0.1
+    assert 0.3 <= heldout_accuracy(x, y, x_eval=leace_edit(x, y)(x))[0] <= 0.7
+
+
+def _cap_record(label, method, acc, delta, seed=0, model="zoo:zoo-160"):
+    """A record of the unlearning suite with capability values only: {task: acc}, {task: (delta, stderr)}."""
+    from harness.provenance import now_iso
+    from harness.results import CellKey, MetricValue, Provenance, RunRecord, SuiteOutput
+
+    cell = CellKey(suite="unlearning", suite_version="4", suite_config={}, method=method, method_kind="unlearning_method",
+                   method_config={}, model=model, model_fingerprint="f", seed=seed, dtype="auto")
+    prov = Provenance(harness_version="0", git_hash="abc", packages={}, device="cpu", python="3", platform="p",
+                      started_at=now_iso(), finished_at=now_iso(), wall_time_s=0.1)
+    mvs = [MetricValue(metric="capability_acc", key=t, value=a, stderr=0.0) for t, a in acc.items()]
+    mvs += [MetricValue(metric="capability_delta", key=t, value=d, stderr=se) for t, (d, se) in delta.items()]
+    return RunRecord(key=cell.key(), cell=cell, label=label, status="ok", output=SuiteOutput(metrics=mvs), provenance=prov)
+
+
+def test_summary_flags_ceiling_tasks_and_gives_delta_intervals():
+    from harness_plugins.unlearning_suite.summary import ceiling_tasks, rows_from_records, summarize
+
+    recs = [
+        _cap_record("base model", None, {"easy": 1.0, "hard": 0.6, "near": 1.0}, {"easy": (0, 0), "hard": (0, 0), "near": (0, 0)}),
+        _cap_record("pga", "pga", {"easy": 0.995, "hard": 0.4, "near": 1.0}, {"easy": (-0.5, 0.5), "hard": (-20.0, 5.0), "near": (0.0, 0.0)}),
+        _cap_record("other", "other", {"easy": 1.0, "hard": 0.59, "near": 0.98}, {"easy": (0, 0), "hard": (-1.0, 0.8), "near": (-2.0, 1.4)}),
+    ]
+    rows = rows_from_records(recs)
+    assert [r.label for r in rows] == ["pga", "other", "base model"]  # PGA first, the reference last
+    assert ceiling_tasks(rows, ["easy", "hard", "near"]) == ["easy"]  # "near" drops to 0.98 in one row
+    md = summarize(recs)
+    assert "`easy`" in md and "`near`" not in md and "carries no information" in md
+    assert "| pga | -0.5 [-1.5, +0.5] | -20.0 [-29.8, -10.2] | +0.0 [+0.0, +0.0] |" in md
+    assert "- pga: loss (interval below 0) on hard; interval inside ±2.8 pp on near" in md
+    assert "- other: loss (interval below 0) on no task; interval inside ±2.8 pp on hard" in md  # hard: -2.6..+0.6, near: -4.7..+0.7
+    # no row at ceiling anywhere: said so, not flagged
+    plain = [_cap_record("base model", None, {"hard": 0.6}, {"hard": (0, 0)}),
+             _cap_record("pga", "pga", {"hard": 0.5}, {"hard": (-10.0, 5.0)})]
+    assert "No capability task is at ceiling" in summarize(plain) and "(ceiling)" not in summarize(plain)
+
+
+def test_summary_pools_seeds_with_between_seed_error():
+    from harness_plugins.unlearning_suite.summary import rows_from_records
+
+    recs = [_cap_record("pga", "pga", {"t": 0.5}, {"t": (d, 1.0)}, seed=s) for s, d in enumerate((-2.0, -4.0))]
+    (row,) = rows_from_records(recs)
+    mean, se = row.get("capability_delta", "t")
+    assert mean == pytest.approx(-3.0)
+    # within: sqrt(1 + 1) / 2 (squared 0.5); between seeds: sd 2 ** 0.5 / sqrt(2) = 1
+    assert se == pytest.approx((0.5 + 1.0) ** 0.5)
+
+
+def test_frozen_probe_cross_fits_probe_and_edit(monkeypatch):
+    """Each sequence is scored by a probe and an edit fitted without it (the method is fitted once per
+    fold); a reflection fitted on the other folds still sends held-out sequences below chance here,
+    where the signal is one shared direction."""
+    import contextlib
+
+    import harness_plugins.unlearning_suite.run as run
+    from harness_plugins.unlearning_suite.probes import stratified_masks
+
+    x, y = separable(n=40, d=8)
+    active: list = []
+
+    def pooled(model, tokens, points, pooling, edits=None, prefix_len=None):
+        feats = x[tokens[:, 0]]  # sequence j is (j, j, j)
+        return torch.stack([active[-1](feats) if active else feats for _ in points])
+
+    monkeypatch.setattr(run, "pooled_activations", pooled)
+    forget = UnlearningData(tuple((j, j, j) for j in range(40)), tuple(y.tolist()), prefix_len=1)
+    fits: list[set] = []
+
+    class Reflect:  # PGA on the fold's training sequences, recorded
+        def fit(self, model, part, retain, *, seed):
+            idx = [s[0] for s in part.sequences]
+            fits.append(set(idx))
+            xi, yi = x[idx], torch.tensor(part.labels)
+            edit = reflect_edit(xi, yi, probe_direction(xi, yi, l2=1.0).unsqueeze(0), strength=2.0)
+
+            class Iv:
+                @contextlib.contextmanager
+                def apply(self, model):
+                    active.append(edit)
+                    yield
+                    active.pop()
+
+            return Iv()
+
+    masks = stratified_masks(y, 5, seed=0)
+    probes = [fit_logistic(x, y, masks), fit_logistic(x, y, masks)]
+    base = run.frozen_hits(None, None, forget, forget, probes, masks, ["a", "b"], "mean", 0)
+    assert base.shape == (2, 40) and base.double().mean() > 0.95  # held-out probes on a separable case
+    edited = run.frozen_hits(None, Reflect(), forget, forget, probes, masks, ["a", "b"], "mean", 0)
+    assert len(fits) == 5 and not active
+    for train, fit in zip(masks, fits):
+        assert fit == set(train.nonzero().flatten().tolist())  # the edit never saw the sequences it is scored on
+    assert edited.double().mean() < 0.1

@@ -4,15 +4,19 @@ Reconstruction of the evaluation around Probe-Geometry Alignment (PGA, arXiv 260
 only the abstract is public). Per cell (unlearning method or the un-edited model, model, seed):
 
 1. labels: k-extractability (greedy continuation of a prefix reproduces the suffix exactly)
-   of the zoo world's canaries + never-seen controls (or a user jsonl), balanced by class;
+   of the ``sequences`` data field (the zoo world's canaries + never-seen controls by default;
+   too-short items are counted and reported), balanced by class;
 2. the method fits an :class:`~harness.protocols.Intervention` on ``forget`` / ``retain``
    (:class:`harness.unlearning.data.UnlearningData`);
-3. with the intervention applied: the frozen probes (fitted on the un-edited model), seven
-   re-fitted attacker probes, a leave-one-out probe, behavioural recall (k-extractability),
+3. with the intervention applied: the frozen probes (fitted on the un-edited model, cross-fitted:
+   each sequence is scored by a probe that did not train on it), seven re-fitted attacker probes,
+   a leave-one-out probe, behavioural recall (k-extractability),
    retain perplexity and zero-shot lm-eval accuracy deltas on the zoo tasks
    (``capability_delta`` / ``capability_acc``, :func:`harness.evaluation.capability.score_capability`).
 
-The baseline row also runs the LOO controls (shuffled labels, random-init model).
+The baseline row also runs the LOO controls (shuffled labels, random-init model). Every value
+carries a stderr; :meth:`UnlearningSuite.summarize` adds the capability deltas' 95% intervals and
+flags capability tasks at ceiling to the board.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from harness import hookimpl
 from harness.config import PluginConfig
+from harness.datasets import DatasetRef, dataset_field
 from harness.metric_selection import SelectsMetrics
 from harness.evaluation.capability import TASKS_HELP as CAPABILITY_TASKS_HELP
 from harness.evaluation.capability import CapabilityConfig
@@ -44,8 +49,9 @@ ZOO_TASKS = ["zoo_agreement", "zoo_arithmetic", "zoo_facts_frequent", "zoo_first
 class FrozenProbeAcc(ReportedMetric):
     name = "unlearning_frozen_probe_acc"
     description = (
-        "Accuracy (memorised vs not) of the probes fitted on the un-edited model, applied to the edited model's "
-        "pooled activations; mean over depths (keys: per depth). Chance 0.5; PGA aims below it."
+        "Held-out accuracy (memorised vs not) of probes fitted on the un-edited model, applied to the edited model's "
+        "pooled activations: stratified folds (frozen_folds), each sequence scored by the probe that held it out; "
+        "mean over depths (keys: per depth). Chance 0.5; PGA aims below it. Stderr over sequences."
     )
     paper = PAPER
     higher_is_better = False
@@ -58,7 +64,8 @@ class RefitProbeAcc(ReportedMetric):
     name = "unlearning_refit_probe_acc"
     description = (
         "Best 5-fold held-out accuracy of an attacker re-fitting a fresh probe on the edited model: max over seven "
-        "variants (logistic mean/last/max/suffix_mean pooling, weak/strong L2, MLP) and depths (keys: per variant)."
+        "variants (logistic mean/last/max/suffix_mean pooling, weak/strong L2, MLP) and depths (keys: per variant); "
+        "stderr: binomial over the sequences (the max's selection bias is not in it)."
     )
     paper = PAPER
     higher_is_better = False
@@ -157,7 +164,7 @@ class UnlearningSuite(Suite):
         "capability_delta",
         "capability_acc",
     )
-    version = "3"
+    version = "4"  # 4: held-out (cross-fitted) frozen probes; stderrs on every value
     default_models = ("zoo:zoo-160",)
     default_methods = ("pga", "md_pga", "leace", "mean_diff_projection", "gradient_ascent")
 
@@ -167,9 +174,15 @@ class UnlearningSuite(Suite):
         prefix_len: int = Field(10, ge=1, description="Prompt tokens of k-extractability after <eos> (Pythia: 32; scaled down: the "
             "shortest zoo canary has 21 tokens).")
         suffix_len: int = Field(10, ge=1, description="Tokens that greedy decoding must reproduce exactly (Pythia: 32).")
-        sequences_jsonl: str | None = Field(
-            None, description='User token set: a jsonl file, one {"tokens": [...]} or {"text": "..."} per line; '
-            "None = the zoo world's canaries and controls."
+        sequences: DatasetRef = dataset_field(
+            "sequences", "Sequences labelled by k-extractability (role sequences): the world's canaries and never-seen "
+            'controls by default; a local jsonl with {"tokens": [...]} rows: {dataset: local, config: {path: ..., '
+            "tokens_column: tokens}}; text rows: text_column. Items shorter than prefix_len + suffix_len are counted "
+            "and reported, not used.",
+        )
+        retain: DatasetRef = dataset_field(
+            "corpus", "Ordinary text to preserve (role corpus): windows of its first documents long enough, half for "
+            "fitting and half for perplexity (the world: its documents from index 200,000, past the canary window).",
         )
         balance: bool = Field(True, description="Subsample the larger class (seeded) so both classes are equal (chance 0.5).")
         min_per_class: int = Field(4, ge=2, description="Fewest sequences per class the labels must give.")
@@ -183,6 +196,11 @@ class UnlearningSuite(Suite):
             "suffix_mean gave the only consistently positive LOO gap on zoo-160 (README), 'mean' before.",
         )
         l2: float = Field(1.0, gt=0, description="L2 strength of the logistic probes (on standardised features).")
+        frozen_folds: int = Field(
+            5, ge=2, description="Stratified folds of the frozen probe, cross-fitted: per fold, the probe is fitted on the "
+            "un-edited model and the method on the fold's training sequences; the held-out ones are scored with that "
+            "edit applied (the method is fitted once more per fold). At most the smaller class's size.",
+        )
         controls: bool = Field(True, description="Baseline row: LOO controls (shuffled labels, random-init model).")
         shuffles: int = Field(
             10, ge=2, description="Label permutations of the shuffled-label control: their mean is subtracted from the LOO "
@@ -192,10 +210,30 @@ class UnlearningSuite(Suite):
         retain_sequences: int = Field(32, ge=2, description="Ordinary-text sequences for fitting (and as many for perplexity).")
         capability_tasks: list[str] = Field(ZOO_TASKS, description=CAPABILITY_TASKS_HELP)  # no rare / held-out facts
 
+        @model_validator(mode="before")
+        @classmethod
+        def _removed_fields(cls, data: Any) -> Any:
+            if isinstance(data, dict) and "sequences_jsonl" in data:
+                path = data["sequences_jsonl"]
+                raise ValueError(
+                    "sequences_jsonl was replaced by the data field `sequences` (suite version 4). Fix: write "
+                    f'sequences: {{dataset: local, config: {{path: {path!r}, tokens_column: tokens}}}} for rows of '
+                    '{"tokens": [...]}, or without tokens_column for rows of {"text": "..."}; drop sequences_jsonl '
+                    "(unset = the world's canaries and controls)."
+                )
+            return data
+
     def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell
 
         return run_cell(self, cell)
+
+    @classmethod
+    def summarize(cls, records: list[Any], out_dir: Path) -> str | None:
+        """Board notes: capability tasks at ceiling in every row, and per-task deltas with 95% intervals."""
+        from .summary import summarize
+
+        return summarize(records)
 
     @classmethod
     def check(cls, config: PluginConfig, shape: Any) -> list[str]:
@@ -203,11 +241,7 @@ class UnlearningSuite(Suite):
         from harness.validation import at_most_problems, layer_problems
 
         span = 1 + config.prefix_len + config.suffix_len  # <eos> + prefix + suffix
-        data = config.sequences_jsonl
-        missing = [f"sequences_jsonl: no file {data!r}. Fix: give the path of an existing jsonl file, or leave it "
-                   "unset for the zoo world's canaries."] if data is not None and not Path(data).is_file() else []
-        return [
-            *missing,
+        return [  # the data fields (sequences, retain) are checked by the core at plan time
             *layer_problems("layers", config.layers, shape),
             *at_most_problems("prefix_len", span, shape.max_positions, f"the max positions of {shape.name}",
                               f"keep 1 + prefix_len + suffix_len <= {shape.max_positions}",

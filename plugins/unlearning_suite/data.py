@@ -1,4 +1,7 @@
-"""Data of the unlearning suite: the token sequences it labels, k-extractability, balanced classes.
+"""Data of the unlearning suite: the token sequences it labels, k-extractability, balanced classes,
+retain windows. The sequences and the retain text come from the suite's ``sequences`` and
+``retain`` data fields (:mod:`harness.datasets`; the world's canaries + controls and its
+documents by default).
 
 The suite wraps them in :class:`harness.unlearning.data.UnlearningData` (the contract with
 every unlearning method) before a method sees them.
@@ -6,8 +9,9 @@ every unlearning method) before a method sees them.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -21,34 +25,50 @@ def balanced_indices(pos: list[int], neg: list[int], seed: int) -> tuple[list[in
             sorted(neg[i] for i in torch.randperm(len(neg), generator=g)[:n].tolist()))
 
 
-def zoo_sequences(tokenizer: Any, prefix_len: int, suffix_len: int, seed: int = 0) -> list[tuple[int, ...]]:
-    """The zoo world's canaries and never-seen controls as ``<eos> + tokens`` cut to
-    ``1 + prefix_len + suffix_len`` tokens (zoo canaries are 21-35 tokens; shorter ones are skipped)."""
-    from harness.zoo import World
+@dataclass(frozen=True)
+class Sequences:
+    """The suite's candidate sequences: ``<eos>`` + the first ``prefix_len + suffix_len`` tokens of
+    every item long enough, and how many items were too short (counted, not silently dropped)."""
 
-    world = World(seed=seed)
+    sequences: list[tuple[int, ...]]
+    n_items: int
+    n_too_short: int
+    min_tokens: int
+
+
+def sequence_tokens(items: Iterable[Any], tokenizer: Any, prefix_len: int, suffix_len: int, *,
+                    vocab_size: int | None = None, where: str = "sequences") -> Sequences:
+    """Token sequences of :class:`~harness.datasets.SequenceItem` s (``tokens``, else the tokenized
+    ``text``, without special tokens) cut to ``prefix_len + suffix_len`` tokens after ``<eos>``.
+    Token ids must be below ``vocab_size`` (the model's embedding rows; default the tokenizer's size)."""
     n = prefix_len + suffix_len
-    out = []
-    for c in (*world.canaries, *world.controls):
-        ids = tokenizer(c.text, add_special_tokens=False).input_ids
+    vocab = vocab_size or len(tokenizer)
+    out, short, total = [], 0, 0
+    for item in items:
+        total += 1
+        ids = list(item.tokens) if item.tokens is not None else tokenizer(item.text, add_special_tokens=False).input_ids
+        bad = [t for t in ids[:n] if not 0 <= t < vocab]
+        if bad:
+            from harness.errors import HarnessError
+
+            raise HarnessError(
+                f"{where}: item {total - 1} has token ids {bad[:5]} outside the model's vocabulary (size {vocab}). "
+                "Fix: give token ids of the model's own tokenizer, or text (text_column) instead of tokens."
+            )
         if len(ids) >= n:
             out.append((tokenizer.eos_token_id, *ids[:n]))
-    return out
+        else:
+            short += 1
+    return Sequences(out, total, short, n)
 
 
-def jsonl_sequences(path: str | Path, tokenizer: Any, prefix_len: int, suffix_len: int) -> list[tuple[int, ...]]:
-    """A user token set: one JSON object per line with ``"tokens": [ids]`` or ``"text": "..."``;
-    sequences shorter than ``prefix_len + suffix_len`` are skipped, longer ones cut."""
-    n = prefix_len + suffix_len
-    out = []
-    for line in Path(path).read_text().splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        ids = row["tokens"] if "tokens" in row else tokenizer(row["text"], add_special_tokens=False).input_ids
-        if len(ids) >= n:
-            out.append((tokenizer.eos_token_id, *ids[:n]))
-    return out
+def too_short_note(data: Sequences, where: str = "sequences") -> str | None:
+    """The warning for items too short for prefix + suffix (None when there are none)."""
+    if not data.n_too_short:
+        return None
+    return (f"{where}: {data.n_too_short} of {data.n_items} sequences have fewer than prefix_len + suffix_len = "
+            f"{data.min_tokens} tokens and are not used (counted in the record's details.data.n_too_short). "
+            "Fix: lower prefix_len / suffix_len, or give longer sequences.")
 
 
 def k_extractable(model: Any, sequences: Any, prefix_len: int, batch_size: int = 64) -> list[bool]:
@@ -70,13 +90,12 @@ def k_extractable(model: Any, sequences: Any, prefix_len: int, batch_size: int =
     return hits
 
 
-def retain_sequences(tokenizer: Any, n: int, length: int, seed: int = 0, start: int = 200_000) -> list[tuple[int, ...]]:
-    """``n`` windows of ``length`` tokens of ordinary world text (documents past the canary window)."""
-    from harness.zoo import World
-
+def retain_sequences(texts: Iterable[str], tokenizer: Any, n: int, length: int) -> list[tuple[int, ...]]:
+    """``n`` windows of ``length`` tokens (``<eos>`` + the first ``length - 1`` tokens) of the
+    documents ``texts`` long enough, reading at most ``50 * n`` documents."""
     out: list[tuple[int, ...]] = []
-    for doc in World(seed=seed).documents(start, start + 50 * n):
-        ids = tokenizer(doc.text, add_special_tokens=False).input_ids
+    for text in itertools.islice(texts, 50 * n):
+        ids = tokenizer(text, add_special_tokens=False).input_ids
         if len(ids) >= length - 1:
             out.append((tokenizer.eos_token_id, *ids[: length - 1]))
         if len(out) == n:

@@ -1,5 +1,10 @@
-"""The suite's probes in plain torch (no sklearn): leave-one-out accuracy, k-fold accuracy, a small
-MLP probe, and the attacker's variants, on the logistic probe of :mod:`harness.unlearning.probes`."""
+"""The suite's probes in plain torch (no sklearn): held-out (cross-fitted) frozen probes, leave-one-out
+accuracy, k-fold accuracy, a small MLP probe, and the attacker's variants, on the logistic probe of
+:mod:`harness.unlearning.probes`.
+
+Every accuracy here is over held-out sequences: a sequence is scored only by probes that did not
+train on it. Its standard error treats sequences as the sampling unit (:func:`sequence_stderr`).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,52 @@ def loo_accuracy(x: Any, y: Any, l2: float = 1.0) -> float:
     theta = fit_logistic(x, y, mask, l2=l2)
     pred = predict(theta, x).diagonal() > 0
     return float((pred == y.bool()).double().mean())
+
+
+def sequence_stderr(scores: Any) -> float:
+    """Standard error of the mean of per-sequence scores ``[n]``: sqrt(population variance / n);
+    for 0/1 hits it is the binomial stderr sqrt(p (1 - p) / n)."""
+    s = scores.double()
+    return float((s.var(unbiased=False) / len(s)).sqrt())
+
+
+def stratified_masks(y: Any, folds: int, seed: int) -> Any:
+    """Training masks ``[folds, n]`` (True = trains) of a seeded stratified partition: each class's
+    indices are permuted and dealt round-robin into the folds, so every sequence is held out by
+    exactly one fold and every training set keeps the class ratio (with balanced classes, balanced
+    training sets: no leave-one-out intercept bias). ``folds`` must be in 2 .. the smaller class's size."""
+    import torch
+
+    counts = [int((y == c).sum()) for c in (0, 1)]
+    if not 2 <= folds <= min(counts):
+        raise ValueError(
+            f"held-out probes need 2 <= folds <= the smaller class's size ({min(counts)}; classes {counts}), got "
+            f"folds={folds}: lower the folds or give more sequences of the smaller class."
+        )
+    g = torch.Generator().manual_seed(seed)
+    fold = torch.empty(len(y), dtype=torch.long)
+    for c in (0, 1):
+        idx = torch.nonzero(y == c).flatten()
+        fold[idx[torch.randperm(len(idx), generator=g)]] = torch.arange(len(idx)) % folds
+    return torch.stack([fold != i for i in range(folds)])
+
+
+def heldout_hits(theta: Any, masks: Any, x: Any, y: Any) -> Any:
+    """Per sequence (``[n]`` bool): whether the probe of the fold that held it out classifies it
+    right. ``theta``: probes fitted with ``masks`` (a partition: each sequence held out once);
+    ``x``: the activations to score (the fitting ones, or an edited model's for a frozen probe)."""
+    right = (predict(theta, x) > 0) == y.bool().unsqueeze(0)
+    return (right & ~masks).any(0)
+
+
+def heldout_accuracy(x: Any, y: Any, folds: int | None = None, seed: int = 0, l2: float = 1.0,
+                     x_eval: Any = None) -> tuple[float, float]:
+    """``(accuracy, stderr)`` of cross-fitted logistic probes: fitted on ``x`` with stratified
+    ``folds`` (None = the smaller class's size: leave-one-pair-out with balanced classes), each
+    scoring the sequences it held out, on ``x_eval`` (default ``x``)."""
+    masks = stratified_masks(y, folds or min(int((y == 0).sum()), int((y == 1).sum())), seed)
+    hits = heldout_hits(fit_logistic(x, y, masks, l2=l2), masks, x if x_eval is None else x_eval, y)
+    return float(hits.double().mean()), sequence_stderr(hits)
 
 
 def kfold_masks(n: int, k: int, seed: int) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import time
 from typing import Any
@@ -14,44 +15,70 @@ from harness.evaluation.capability import capability_metrics, cell_cache_dir, sc
 from harness.results import SuiteOutput
 from harness.unlearning.data import UnlearningData, pooled_activations
 from harness.unlearning.erasure import hook_points
+from harness.stats import binomial_stderr
 from harness.unlearning.probes import fit_logistic, predict
 
-from .data import balanced_indices, jsonl_sequences, k_extractable, retain_sequences, zoo_sequences
-from .probes import ATTACKERS, attacker_accuracy, loo_accuracy
+from .data import balanced_indices, k_extractable, retain_sequences, sequence_tokens, too_short_note
+from .probes import ATTACKERS, attacker_accuracy, loo_accuracy, sequence_stderr, stratified_masks
+
+log = logging.getLogger("harness")
 
 #: Work that is the same for every row of one (model, suite config, seed): labels and the
 #: frozen probes. Kept for the life of the process only.
 _SHARED: dict[str, dict[str, Any]] = {}
 
 
-def build_data(cfg: Any, loaded: Any, seed: int) -> tuple[UnlearningData, UnlearningData, UnlearningData, dict[str, Any]]:
+#: The world's retain text starts at this document index, past its canary window.
+WORLD_RETAIN_START = 200_000
+
+
+def build_data(cfg: Any, loaded: Any, seed: int, cell: Any) -> tuple[UnlearningData, UnlearningData, UnlearningData, dict[str, Any]]:
     """Labelled forget set (k-extractable on the un-edited model = 1), retain set for
-    fitting, and a disjoint retain set for perplexity."""
+    fitting, and a disjoint retain set for perplexity, from the ``sequences`` and ``retain`` fields."""
     import torch
 
+    from harness.datasets import is_world
+    from harness.errors import HarnessError
+
     tok = loaded.require_tokenizer()
-    if cfg.sequences_jsonl:
-        seqs = jsonl_sequences(cfg.sequences_jsonl, tok, cfg.prefix_len, cfg.suffix_len)
-    else:
-        seqs = zoo_sequences(tok, cfg.prefix_len, cfg.suffix_len)
+    items = cell.data(cfg.sequences, "sequences").items()
+    data = sequence_tokens(items, tok, cfg.prefix_len, cfg.suffix_len, vocab_size=loaded.model.config.vocab_size)
+    note = too_short_note(data)
+    if note:
+        log.warning("unlearning: %s", note)
+    seqs = data.sequences
+    if not seqs:
+        raise HarnessError(f"sequences: none of the {data.n_items} sequences has prefix_len + suffix_len = "
+                           f"{data.min_tokens} tokens. Fix: lower prefix_len / suffix_len, or give longer sequences.")
     tokens = torch.tensor(seqs)
     mem = k_extractable(loaded.model, tokens, cfg.prefix_len)
     pos = [i for i, m in enumerate(mem) if m]
     neg = [i for i, m in enumerate(mem) if not m]
     if min(len(pos), len(neg)) < cfg.min_per_class:
-        raise ValueError(
+        raise HarnessError(
             f"k-extractability gave {len(pos)} memorised and {len(neg)} non-memorised sequences; each class needs "
-            f">= min_per_class={cfg.min_per_class}: change prefix_len/suffix_len, sequences_jsonl or min_per_class."
+            f">= min_per_class={cfg.min_per_class} (a model that memorised none of them, e.g. a random-initialised "
+            "one, cannot be scored). Fix: change prefix_len / suffix_len, sequences or min_per_class."
         )
     if cfg.balance:
         pos, neg = balanced_indices(pos, neg, seed)
     idx = pos + neg
     forget = UnlearningData(tuple(seqs[i] for i in idx), tuple(int(mem[i]) for i in idx), cfg.prefix_len)
     length = cfg.prefix_len + cfg.suffix_len + 1
-    ret = retain_sequences(tok, 2 * cfg.retain_sequences, length)
+    texts = cell.data(cfg.retain, "corpus").texts(WORLD_RETAIN_START if is_world(cfg.retain) else 0)
+    ret = retain_sequences(texts, tok, 2 * cfg.retain_sequences, length)
+    if len(ret) < 2 * cfg.retain_sequences:
+        raise HarnessError(
+            f"retain: {len(ret)} of the first {100 * cfg.retain_sequences} documents have >= {length - 1} tokens, "
+            f"but 2 x retain_sequences = {2 * cfg.retain_sequences} windows are needed (half to fit, half for "
+            "perplexity). Fix: lower retain_sequences or prefix_len / suffix_len, or give longer documents."
+        )
     fit_ret = UnlearningData(tuple(ret[::2]), (0,) * len(ret[::2]), cfg.prefix_len)
     eval_ret = UnlearningData(tuple(ret[1::2]), (0,) * len(ret[1::2]), cfg.prefix_len)
-    info = {"n_sequences": len(seqs), "n_memorised": sum(mem), "n_used_per_class": len(pos)}
+    info = {"n_sequences": len(seqs), "n_memorised": sum(mem), "n_used_per_class": len(pos),
+            "n_items": data.n_items, "n_too_short": data.n_too_short}
+    if note:
+        info["too_short"] = note
     return forget, fit_ret, eval_ret, info
 
 
@@ -95,14 +122,60 @@ def gap_statistics(acc: float, null: list[float]) -> tuple[float, float | None, 
     return acc - mean, stderr, (1 + sum(v >= acc for v in null)) / (1 + s)
 
 
-def perplexity(model: Any, data: UnlearningData) -> float:
+def perplexity(model: Any, data: UnlearningData) -> tuple[float, float]:
+    """``(perplexity, stderr)``: exp of the mean next-token loss over the (equal-length) sequences;
+    stderr by the delta method, ppl x the stderr of the per-sequence mean losses."""
     import torch
 
     tokens = data.tensor()
     with torch.no_grad():
         logits = getattr(model, "model", model)(input_ids=tokens, use_cache=False).logits[:, :-1]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].reshape(-1))
-    return math.exp(float(loss))
+        flat, target = logits.reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].reshape(-1)
+        ppl = math.exp(float(torch.nn.functional.cross_entropy(flat, target)))
+        loss = torch.nn.functional.cross_entropy(flat, target, reduction="none").view(len(tokens), -1)
+    return ppl, ppl * sequence_stderr(loss.mean(1))
+
+
+def frozen_hits(loaded: Any, method: Any, forget: UnlearningData, retain: UnlearningData, probes: list[Any],
+                masks: Any, points: list[str], pooling: str, seed: int) -> Any:
+    """``[depths, n]`` bool: whether the frozen probe classifies each sequence right, cross-fitted.
+
+    ``probes[i]`` holds one logistic probe per fold (rows of ``masks``, True = trains), fitted on the
+    un-edited model at depth ``i``. A sequence is scored only by the probe of the fold that held it
+    out, and, with a method, with the edit that the method fitted on that fold's training sequences
+    (``method.fit`` once per fold): neither the probe nor the edit has seen the sequence it scores,
+    so "below chance" is a property of the edit, not of fitting and scoring the same points."""
+    import torch
+
+    tokens, y = forget.tensor(), torch.tensor(forget.labels)
+    hits = torch.zeros(len(points), len(y), dtype=torch.bool)
+    for f, train in enumerate(masks):
+        held = ~train
+        ctx = contextlib.nullcontext()
+        if method is not None:
+            idx = train.nonzero().flatten().tolist()
+            part = UnlearningData(tuple(forget.sequences[j] for j in idx), tuple(forget.labels[j] for j in idx),
+                                  forget.prefix_len)
+            ctx = method.fit(loaded, part, retain, seed=seed).apply(loaded)
+        with ctx:
+            x = pooled_activations(loaded, tokens[held], points, pooling, prefix_len=forget.prefix_len)
+        for i, theta in enumerate(probes):
+            fold = tuple(a[f : f + 1] for a in theta)
+            hits[i, held] = (predict(fold, x[i])[0] > 0) == y[held].bool()
+    return hits
+
+
+def frozen_folds(cfg: Any, y: Any) -> int:
+    """The frozen probes' folds, ``cfg.frozen_folds``, checked against the smaller class's size."""
+    from harness.errors import HarnessError
+
+    smaller = min(int((y == 0).sum()), int((y == 1).sum()))
+    if cfg.frozen_folds > smaller:
+        raise HarnessError(
+            f"frozen_folds={cfg.frozen_folds} but the smaller class has {smaller} sequences: every fold must hold out "
+            f"at least one sequence of each class. Fix: frozen_folds <= {smaller} (or more sequences)."
+        )
+    return cfg.frozen_folds
 
 
 def shared(cfg: Any, cell: Any) -> dict[str, Any]:
@@ -112,12 +185,14 @@ def shared(cfg: Any, cell: Any) -> dict[str, Any]:
     key = json.dumps([str(loaded.fingerprint), cfg.model_dump(mode="json"), cell.seed], sort_keys=True)
     if key in _SHARED:
         return _SHARED[key]
-    forget, fit_ret, eval_ret, info = build_data(cfg, loaded, cell.seed)
+    forget, fit_ret, eval_ret, info = build_data(cfg, loaded, cell.seed, cell)
     points = hook_points(loaded, cfg.hook, cfg.layers)
     tokens, y = forget.tensor(), torch.tensor(forget.labels)
     x = pooled_activations(loaded, tokens, points, cfg.pooling, prefix_len=cfg.prefix_len)
-    frozen = [fit_logistic(x[i], y, l2=cfg.l2) for i in range(len(points))]
-    s = {"forget": forget, "retain": fit_ret, "eval_retain": eval_ret, "info": info, "points": points, "frozen": frozen}
+    masks = stratified_masks(y, frozen_folds(cfg, y), cell.seed)  # cross-fitted: each sequence scored held out
+    frozen = [fit_logistic(x[i], y, masks, l2=cfg.l2) for i in range(len(points))]
+    s = {"forget": forget, "retain": fit_ret, "eval_retain": eval_ret, "info": info, "points": points,
+         "frozen": frozen, "masks": masks}
     _SHARED[key] = s
     return s
 
@@ -138,7 +213,6 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     ctx = intervention.apply(loaded) if intervention is not None else contextlib.nullcontext()
     with ctx:
         x = {p: pooled_activations(loaded, tokens, points, p, prefix_len=cfg.prefix_len) for p in {a[1] for a in ATTACKERS} | {cfg.pooling}}
-        frozen = [float(((predict(s["frozen"][i], x[cfg.pooling][i])[0] > 0) == y.bool()).double().mean()) for i in range(len(points))]
         attack = {
             name: [attacker_accuracy(x[pool][i], y, kind, l2, cell.seed) for i in range(len(points))]
             for name, pool, kind, l2 in ATTACKERS
@@ -146,18 +220,28 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         loo = loo_profile(loaded, tokens, y, points, cfg.pooling, cfg.l2, 0, cell.seed, cfg.prefix_len)["acc"]
         mem = forget.subset(1).tensor()
         recall = sum(k_extractable(loaded.model, mem, cfg.prefix_len)) / len(mem)
-        ppl = perplexity(loaded, s["eval_retain"])
+        ppl, ppl_se = perplexity(loaded, s["eval_retain"])
+
+    t0 = time.perf_counter()
+    hits = frozen_hits(loaded, cell.method, forget, s["retain"], s["frozen"], s["masks"], points, cfg.pooling, cell.seed)
+    frozen = hits.double().mean(1).tolist()
+    details["frozen_fit_seconds"] = round(time.perf_counter() - t0, 2)
 
     reg = cell.metric
     n = len(y)
-    out = [
-        reg("unlearning_frozen_probe_acc").value(sum(frozen) / len(frozen), n=n, chance=0.5),
-        *[reg("unlearning_frozen_probe_acc").value(a, key=f"depth{i}", n=n, chance=0.5) for i, a in enumerate(frozen)],
-        reg("unlearning_refit_probe_acc").value(max(max(v) for v in attack.values()), n=n, chance=0.5),
-        *[reg("unlearning_refit_probe_acc").value(max(v), key=name, n=n, chance=0.5) for name, v in attack.items()],
-        reg("unlearning_recall").value(recall, n=len(mem)),
-        reg("unlearning_retain_perplexity").value(ppl, n=len(s["eval_retain"].sequences)),
-        *[reg("loo_cross_sequence_probe").value(a, key=f"depth{i}", n=n, chance=0.5) for i, a in enumerate(loo)],
+
+    def acc(metric: str, a: float, key: str | None = None) -> Any:  # an accuracy over the n held-out sequences
+        return reg(metric).value(a, key=key, n=n, chance=0.5, stderr=binomial_stderr(a, n))
+
+    out = [  # the mean over depths: per-sequence mean hit rate over depths (depths are not independent)
+        reg("unlearning_frozen_probe_acc").value(sum(frozen) / len(frozen), n=n, chance=0.5,
+                                                 stderr=sequence_stderr(hits.double().mean(0))),
+        *[acc("unlearning_frozen_probe_acc", a, f"depth{i}") for i, a in enumerate(frozen)],
+        acc("unlearning_refit_probe_acc", max(max(v) for v in attack.values())),
+        *[acc("unlearning_refit_probe_acc", max(v), name) for name, v in attack.items()],
+        reg("unlearning_recall").value(recall, n=len(mem), stderr=binomial_stderr(recall, len(mem))),
+        reg("unlearning_retain_perplexity").value(ppl, n=len(s["eval_retain"].sequences), stderr=ppl_se),
+        *[acc("loo_cross_sequence_probe", a, f"depth{i}") for i, a in enumerate(loo)],
     ]
     if cfg.capability_tasks:  # the un-edited model is the reference (scored once per output folder: cached)
         cap = score_capability(
@@ -173,7 +257,8 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         for i in range(len(points)):
             gap, se, p = gap_statistics(trained["acc"][i], trained["null"][i])
             out.append(reg("memorisation_probe_gap").value(gap, key=f"depth{i}", n=n, stderr=se))
-            out.append(reg("memorisation_probe_gap_p").value(p, key=f"depth{i}", n=cfg.shuffles))
+            out.append(reg("memorisation_probe_gap_p").value(p, key=f"depth{i}", n=cfg.shuffles,
+                                                             stderr=binomial_stderr(p, cfg.shuffles)))
             gap, se, _ = gap_statistics(rand["acc"][i], rand["null"][i])
             out.append(reg("memorisation_probe_gap_random_init").value(gap, key=f"depth{i}", n=n, stderr=se))
         details["loo_trained_minus_random_init"] = [a - b for a, b in zip(trained["acc"], rand["acc"])]
@@ -183,6 +268,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
                                     seed=int(cell.seed), device=str(cell.device))
         out += cell.compute_metrics(inputs, extra)
     details["frozen_per_depth"] = frozen
+    details["frozen_folds"] = int(s["masks"].shape[0])
     details["attacker_per_depth"] = attack
     if intervention is not None:
         details["intervention_id"] = intervention.id
