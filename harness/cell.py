@@ -116,8 +116,23 @@ def compute_cell(pc: PlannedCell, store: Store, registries: Registries, *, devic
         output=output,
         error=error,
         provenance=Provenance(**provenance(device, started, time.perf_counter() - t0),
-                              plugins=plugin_provenance(pc, registries)),
+                              plugins=plugin_provenance(pc, registries), datasets=data_provenance(pc, registries)),
     )
+
+
+def data_provenance(pc: PlannedCell, registries: Registries) -> dict[str, dict[str, Any]]:
+    """Field path -> identity of every data field of the cell's suite and method configs (defaults
+    included, unlike the cell key), e.g. ``{"suite.corpus": {"dataset": "world", ...}}``."""
+    from harness.datasets.ref import dataset_identities
+
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        out.update(dataset_identities(pc.suite_config, registries, prefix="suite.", all_fields=True))
+        if pc.method_config is not None:
+            out.update(dataset_identities(pc.method_config, registries, prefix="method.", all_fields=True))
+    except HarnessError as e:
+        out["error"] = {"message": str(e)}
+    return out
 
 
 def plugin_provenance(pc: PlannedCell, registries: Registries) -> dict[str, dict[str, str | None]]:

@@ -11,7 +11,7 @@ from harness.kinds import kind_names
 
 #: Commands of harness itself; any other command name is looked up among the plugins'
 #: ``register_commands`` (which loads the plugins, so ``harness --help`` stays light).
-BUILTIN_COMMANDS = ("plugins", "run", "status", "leaderboard", "publish", "schema", "new-plugin", "zoo", "train-sae",
+BUILTIN_COMMANDS = ("plugins", "datasets", "run", "status", "leaderboard", "publish", "schema", "new-plugin", "zoo", "train-sae",
                     "eval-sae")
 #: Built-in commands whose options come from plugins (the executors' flags of `harness run`).
 PLUGIN_OPTION_COMMANDS = ("run", "eval-sae")
@@ -64,6 +64,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from harness.datasets.listing import print_datasets
+
+    return print_datasets(_registries(args), args.json)
+
+
 # --------------------------------------------------------------------------- run
 def _spec_from_args(args: argparse.Namespace):  # noqa: ANN202
     from harness.config import load_spec
@@ -93,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     regs = _registries(args)
     spec = _spec_from_args(args)
     executor = executor_from_args(args, regs, spec.executor)
-    _offline_unless_asked(spec)
+    _offline_unless_asked(spec, regs)
     cells = plan(spec, regs)
     store = Store(spec.output_dir)
     if not cells:
@@ -146,16 +152,33 @@ def _add_executor_args(p: argparse.ArgumentParser, registries=None) -> None:  # 
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
-def _offline_unless_asked(spec) -> None:  # noqa: ANN001
-    """No network unless asked: when every model is local (the zoo, or a folder on disk) the run
-    sets the Hugging Face offline variables, so nothing reaches for the hub. A hub model name
-    in the spec, or HARNESS_ALLOW_NETWORK=1, is the ask."""
+def _offline_unless_asked(spec, registries=None) -> None:  # noqa: ANN001
+    """No network unless asked: when every model is local (the zoo, or a folder on disk) and no
+    suite reads a hub data set, the run sets the Hugging Face offline variables, so nothing reaches
+    for the hub. A hub model name or a hub data set (dataset `hf` or a preset) in the spec, or
+    HARNESS_ALLOW_NETWORK=1, is the ask."""
     if os.environ.get("HARNESS_ALLOW_NETWORK") == "1":
         return
     if any(m.source == "hf" and not Path(m.name).expanduser().exists() for m in spec.models):
         return
+    if registries is not None and _spec_reads_hub_data(spec, registries):
+        return
     for var in OFFLINE_VARS:
         os.environ.setdefault(var, "1")
+
+
+def _spec_reads_hub_data(spec, registries) -> bool:  # noqa: ANN001
+    from harness.datasets.ref import needs_network
+    from harness.errors import HarnessError
+
+    for s in spec.suites or []:
+        try:
+            cfg = registries.suites.get(s.name).parse_config(s.config)
+        except HarnessError:
+            continue  # planning reports it
+        if needs_network(cfg, registries):
+            return True
+    return False
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -268,7 +291,7 @@ def _add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baselines-only", action="store_true", help="Score the unmodified models only.")
     p.add_argument("--model", action="append",
                    help="Model: [source:]name[@revision], e.g. zoo:zoo-m or EleutherAI/pythia-70m (repeatable).")
-    p.add_argument("--seed", action="append", type=int, help="Seed (repeatable; default 0).")
+    p.add_argument("--seed", action="append", type=int, help="Seed (repeatable); default: each suite's default seeds (0 1 2 for stochastic suites, 0 otherwise).")
     p.add_argument("--extra-metric", action="append",
                    help="A model-scope metric computed on every cell's model, e.g. from a third-party plugin.")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="Device (default auto).")
@@ -299,6 +322,11 @@ def build_parser(registries=None) -> argparse.ArgumentParser:  # noqa: ANN001
     p = sub.add_parser("plugins", help="List the loaded plugins.")
     p.add_argument("--json", action="store_true", help="Machine-readable output.")
     p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("datasets", help="List the registered datasets (providers and presets), their roles, "
+                                        "and the data fields of the suites.")
+    p.add_argument("--json", action="store_true", help="Machine-readable output (with each config's schema).")
+    p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("run", help="Run a spec (default: every suite on the embedded zoo) and print leaderboards.")
     _add_spec_args(p)

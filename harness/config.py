@@ -119,7 +119,8 @@ class RunSpec(BaseModel):
         default_factory=list,
         description="Model-scope metrics (any plugin's) computed on every cell's evaluated model, after its suite.",
     )
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds; one cell per seed.")
+    seeds: list[int] | None = Field(None, min_length=1, description="Seeds; one cell per seed. None = each suite's "
+                                    "`default_seeds` (3 seeds for suites whose cells are stochastic, 1 otherwise).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when available, else cpu.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Model dtype.")
     output_dir: Path = Field(Path("harness-results"), description="Where run records and artifacts are stored.")
@@ -131,9 +132,11 @@ class RunSpec(BaseModel):
 
     @field_validator("seeds")
     @classmethod
-    def _seeds_in_numpy_range(cls, v: list[int]) -> list[int]:
+    def _seeds_in_numpy_range(cls, v: list[int] | None) -> list[int] | None:
         from pydantic_core import PydanticCustomError
 
+        if v is None:
+            return v
         bad = [s for s in v if not 0 <= s < SEED_LIMIT]
         if bad:
             raise PydanticCustomError(

@@ -78,6 +78,13 @@ class CellContext:
             )
         return self._model
 
+    def data(self, ref: Any, role: str) -> Any:
+        """Open a data field's :class:`~harness.datasets.DatasetRef` as ``role`` ("corpus", "labelled",
+        "qa", "sequences"), from this cell's registries (:func:`harness.datasets.open_role`)."""
+        from harness.datasets.ref import open_role
+
+        return open_role(ref, role, self.registries)
+
     def metric(self, name: str) -> Metric:
         """An instance of a registered metric (default config)."""
         return self.registries.metrics.get(name)()

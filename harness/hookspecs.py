@@ -32,6 +32,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     import argparse
 
+    from harness.datasets.base import Dataset
     from harness.executors.base import Executor
     from harness.protocols import (
         DictionaryLearner,
@@ -87,6 +88,13 @@ def register_executors(register: Register[Executor]) -> None:
     """Register executors (where cells run: this machine, a Ray cluster, Slurm, ...):
     subclasses of :class:`harness.executors.base.Executor`, each with a ``Config`` whose
     fields are its spec fields and ``harness run`` options."""
+
+
+@hookspec
+def register_datasets(register: Register[Dataset]) -> None:
+    """Register data providers: subclasses of :class:`harness.datasets.Dataset`, each declaring the
+    roles it provides ("corpus", "labelled", "qa", "sequences") and opening them (``open(role)``);
+    suites name them in data fields (``corpus: {dataset: my_corpus, config: {...}}``)."""
 
 
 @hookspec

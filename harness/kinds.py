@@ -68,6 +68,7 @@ KINDS: tuple[KindSpec, ...] = (
     KindSpec("suite", "register_suites", "harness.protocols:Suite", scaffold="suite"),
     KindSpec("model_source", "register_models", "harness.protocols:ModelSource"),
     KindSpec("executor", "register_executors", "harness.executors.base:Executor"),
+    KindSpec("dataset", "register_datasets", "harness.datasets.base:Dataset"),
 )
 """Every plugin kind, in the order ``harness plugins`` lists them."""
 

@@ -235,6 +235,9 @@ class Suite(Plugin):
     #: Methods compared when a run spec names none; None = every registered method of
     #: ``method_kinds`` (a suite whose cells are costly names a representative few).
     default_methods: ClassVar[tuple[str, ...] | None] = None
+    #: Seeds of a run spec without ``seeds:``. A suite whose cells are stochastic (training,
+    #: sampling, probe splits) declares several, so its board's ties and errors span reseeds.
+    default_seeds: ClassVar[tuple[int, ...]] = (0,)
 
     @abstractmethod
     def run(self, cell: CellContext) -> SuiteOutput:

@@ -83,10 +83,18 @@ class CellKey(BaseModel):
         "version, as before.",
     )
 
+    datasets: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Identity of every data field not at its default (field path -> provider, path, revision, "
+        "content hash; harness.datasets.ref): changed data recomputes the cell. Default (world) data is covered "
+        "by the suite version, as before.",
+    )
+
     def key(self) -> str:
         data = self.model_dump(mode="json")
-        if not data["plugins"]:  # cells of built-in plugins only keep the keys they always had
-            data.pop("plugins")
+        for empty in ("plugins", "datasets"):  # cells without them keep the keys they always had
+            if not data[empty]:
+                data.pop(empty)
         return content_hash(data)
 
 

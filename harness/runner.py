@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from harness.cell import PlannedCell
 from harness.config import ComponentSpec, ModelRef, RunSpec
+from harness.datasets.ref import dataset_identities, dataset_problems, key_dump
 from harness.errors import SpecError
 from harness.executors.base import RunSummary
 from harness.metric_selection import selection_problems
@@ -85,7 +86,10 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
         kinds = {k for s in suite_specs for k in registries.suites.get(s.name).method_kinds}
         for i, m in enumerate(spec.methods):
             cls = registries.method(m.name)
-            cls.parse_config(m.config, at=f"methods[{i}].config")
+            mcfg = cls.parse_config(m.config, at=f"methods[{i}].config")
+            problems = dataset_problems(mcfg, registries, at=f"methods[{i}].config.")
+            if problems:
+                raise SpecError("\n".join(problems))
             if cls.kind not in kinds:
                 raise SpecError(
                     f'Method "{m.name}" is a {cls.kind.replace("_", " ")}, but none of the chosen suites '
@@ -115,6 +119,11 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
     for i, s in enumerate(suite_specs):
         suite_cls = registries.suites.get(s.name)
         suite_cfg = suite_cls.parse_config(s.config, at=f"suites[{i}].config")
+        data_problems = dataset_problems(suite_cfg, registries, at=f"suites[{i}].config.")
+        if data_problems:
+            raise SpecError("\n".join(data_problems))
+        suite_data = dataset_identities(suite_cfg, registries, prefix="suite.")
+        suite_dump = key_dump(suite_cfg)
         selection = selection_problems(suite_cfg, registries, f"suites[{i}].config")
         if selection:
             raise SpecError("\n".join(selection))
@@ -137,21 +146,23 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
                 resolved[model] = str(source.resolve(model.name, model.revision)["fingerprint"])
             for mspec, mcls in rows:
                 mcfg = mcls.parse_config(mspec.config) if mcls and mspec else None
+                method_data = dataset_identities(mcfg, registries, prefix="method.") if mcfg is not None else {}
                 plugins = registries.cell_plugins(suite_cls, mcls, registries.model_sources.get(model.source))
-                for seed in spec.seeds:
+                for seed in spec.seeds or suite_cls.default_seeds:
                     cell = CellKey(
                         suite=suite_cls.name,
                         suite_version=suite_cls.version,
-                        suite_config=suite_cfg.model_dump(mode="json"),
+                        suite_config=suite_dump,
                         method=mcls.name if mcls else None,
                         method_kind=mcls.kind if mcls else None,
-                        method_config=mcfg.model_dump(mode="json") if mcfg else None,
+                        method_config=key_dump(mcfg) if mcfg else None,
                         model=str(model),
                         model_fingerprint=resolved[model],
                         seed=seed,
                         dtype=spec.dtype,
                         extra_metrics=list(spec.extra_metrics),
                         plugins=plugins,
+                        datasets={**suite_data, **method_data},
                     )
                     label = mspec.display if mspec else "base model"
                     if s.name in repeated:  # e.g. the sae suite at two hook points: one row per entry

@@ -25,7 +25,7 @@ def test_every_builtin_plugin_has_entry_point_and_readme():
     eps = PYPROJECT["project"].get("entry-points", {}).get("harness", {})
     folders = sorted(p.name for p in (REPO / "plugins").iterdir() if (p / "__init__.py").exists())
     core = {name: value for name, value in eps.items() if not value.startswith("harness_plugins.")}
-    assert core == {"executors": "harness.executors.builtin"}  # core plugins registered the same way
+    assert core == {"executors": "harness.executors.builtin", "datasets": "harness.datasets.builtin"}  # core plugins registered the same way
     assert sorted(set(eps) - set(core)) == folders
     for name in folders:
         assert eps[name] == f"harness_plugins.{name}"

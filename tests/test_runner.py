@@ -116,3 +116,27 @@ def test_suite_default_methods_narrow_the_default_rows(toy_registries, tmp_path,
     assert [c.label for c in plan(_spec(tmp_path), toy_registries)] == ["base model"]
     monkeypatch.setattr(ToySuite, "default_methods", ("toy_eraser",))
     assert [c.label for c in plan(_spec(tmp_path), toy_registries)] == ["base model", "toy_eraser"]
+
+
+def test_default_seeds_come_from_the_suite_and_a_spec_overrides_them(toy_registries, tmp_path, monkeypatch):
+    suite = toy_registries.suites.get("toy_suite")
+    monkeypatch.setattr(suite, "default_seeds", (0, 1, 2))
+    cells = plan(_spec(tmp_path, methods=[]), toy_registries)
+    assert [c.cell.seed for c in cells] == [0, 1, 2]
+    assert [c.cell.seed for c in plan(_spec(tmp_path, methods=[], seeds=[7]), toy_registries)] == [7]
+
+
+def test_board_shows_the_between_seed_sd_of_its_primary_metric(toy_registries, tmp_path):
+    import statistics
+
+    spec = _spec(tmp_path, seeds=[0, 1, 2])
+    execute(plan(spec, toy_registries), Store(spec.output_dir), toy_registries, device="cpu", progress=False)
+    board = build_leaderboards(Store(spec.output_dir), spec.leaderboard_dir, toy_registries, ["toy_suite"])["toy_suite"]
+    recs = [r for r in Store(spec.output_dir).records("toy_suite") if r.label == "toy_eraser"]
+    values = [m.value for r in recs for m in r.output.metrics if m.metric == "toy_score"]
+    row = next(r for r in board.rows if r.label == "toy_eraser")
+    sd = row.values[board.primary_metric].seed_sd
+    assert len(values) == 3 and sd == pytest.approx(statistics.stdev(values))
+    md = (spec.leaderboard_dir / "toy_suite.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| rank"))
+    assert "seed sd" in header and f"{sd:.3f}" in md

@@ -188,3 +188,17 @@ def test_normalize_activations_is_folded_into_weights():
     with torch.no_grad():  # the saved SAE takes raw activations
         ev = 1 - (x - sae(x)).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
     assert ev > 0.3
+
+
+def test_vsae_recipe_topk_is_topks_recipe_and_authors_restores_april_mode():
+    topk_cfg = REGS["dictionary_learner"].get("topk").Config()
+    v = VSAE.Config()
+    shared = ("apply_b_dec_to_input", "unit_norm_decoder", "decoder_init_norm", "b_dec_init", "lr")
+    assert v.recipe == "topk" and all(getattr(v, f) == getattr(topk_cfg, f) for f in shared)
+    a = VSAE.Config(recipe="authors")
+    assert (a.apply_b_dec_to_input, a.unit_norm_decoder, a.decoder_init_norm, a.b_dec_init, a.lr) == \
+        (False, False, 0.1, "zeros", 8e-4)
+    assert VSAE.Config(recipe="authors", lr=1e-3).lr == 1e-3  # an explicit field wins over the recipe
+    sae_t = VSAE.create(16, v, seed=0)
+    sae_k = REGS["dictionary_learner"].get("topk").create(16, topk_cfg, seed=0)
+    assert sae_t.default_lr() == sae_k.default_lr()

@@ -54,4 +54,4 @@ def test_missing_spec_file(tmp_path):
 
 def test_default_spec():
     spec = RunSpec()
-    assert spec.suites == [] and spec.methods is None and spec.models == [] and spec.seeds == [0]
+    assert spec.suites == [] and spec.methods is None and spec.models == [] and spec.seeds is None

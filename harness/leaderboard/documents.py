@@ -23,6 +23,8 @@ class ValueDoc(BaseModel):
     ci_low: float | None = Field(description="Lower end of the 95% interval (mean - 1.96 se).")
     ci_high: float | None = Field(description="Upper end of the 95% interval.")
     n_seeds: int
+    seed_sd: float | None = Field(None, description="Between-seed sample standard deviation (n_seeds > 1), the "
+                                                    "spread a reseed gives; stderr also counts within-cell error.")
     normalised: float | None = Field(None, description="(mean - chance) / (1 - chance) when a chance level exists.")
     delta_vs_reference: float | None = Field(None, description="mean minus the reference row's mean (same model).")
 

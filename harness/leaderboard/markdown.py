@@ -59,19 +59,27 @@ def render_markdown(board: LeaderboardDoc) -> str:
     from tabulate import tabulate
 
     heads, legend = short_headers(board)
-    headers = ["rank", "method", "model", "seeds", "win rate"] + [md_text(h) for h in heads]
+    multi = board.primary_metric is not None and any(len(set(r.seeds)) > 1 for r in board.rows)
+    headers = ["rank", "method", "model", "seeds", "win rate"] + (["seed sd"] if multi else []) \
+        + [md_text(h) for h in heads]
     table = []
     for r in board.rows:
         status = f" (FAILED: {'; '.join(r.failures)})" if r.failures else ""
         win = "-" if r.win_rate is None else f"{r.win_rate:.2f}"
-        table.append([fmt_rank(r), md_text(r.label + status), md_text(r.model), len(set(r.seeds)), win]
+        sd = []
+        if multi:
+            v = r.values.get(board.primary_metric or "")
+            sd = [fmt_number(v.seed_sd) if v is not None and v.seed_sd is not None else "-"]
+        table.append([fmt_rank(r), md_text(r.label + status), md_text(r.model), len(set(r.seeds)), win, *sd]
                      + [fmt_value(r.values.get(c.name)) for c in board.columns])
     lines = [f"## {md_text(board.suite)}", ""]
     if board.description:
         lines += [md_text(board.description), ""]
     lines += [ranking_text(board), ""]
     lines.append(tabulate(table, headers=headers, tablefmt="github", disable_numparse=True))
-    lines += ["", "Values: mean ± standard error (between seeds plus within-cell sampling error).", *legend]
+    lines += ["", "Values: mean ± standard error (between seeds plus within-cell sampling error)."
+              + (f" `seed sd`: the between-seed standard deviation of `{board.primary_metric}`." if multi else ""),
+              *legend]
     lines += power_and_descriptive_lines(board)
     if board.summary:
         lines += ["", board.summary.rstrip()]

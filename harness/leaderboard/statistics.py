@@ -71,6 +71,7 @@ def aggregate(values: list[tuple[float, float | None]], how: Aggregation = "mean
     mean = sum(xs) / len(xs)
     n = len(xs)
     within = [e for _, e in values if e is not None]
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else None
     if n > 1:
         # between-seed variance plus the cells' own sampling variance (law of total variance),
         # so a suite that is deterministic across seeds keeps its within-cell error
@@ -85,7 +86,7 @@ def aggregate(values: list[tuple[float, float | None]], how: Aggregation = "mean
         centre = median(xs)
         se = se * MEDIAN_SE_FACTOR if se is not None else None
     lo, hi = (centre - 1.96 * se, centre + 1.96 * se) if se is not None else (None, None)
-    return ValueDoc(mean=centre, stderr=se, ci_low=lo, ci_high=hi, n_seeds=len(xs))
+    return ValueDoc(mean=centre, stderr=se, ci_low=lo, ci_high=hi, n_seeds=len(xs), seed_sd=sd)
 
 
 def tied(a: ValueDoc, b: ValueDoc) -> bool:

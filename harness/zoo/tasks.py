@@ -120,7 +120,7 @@ def task_specs(world: World, n: int = 200) -> list[TaskSpec]:
         TaskSpec("zoo_arithmetic", "procedural", "Two-digit addition 'a+b=' with near-miss distractors.", _arith_docs(r("ar"), n)),
         TaskSpec("zoo_sequence", "procedural", "Next term of an arithmetic progression.", _sequence_docs(r("sq"), n)),
         TaskSpec("zoo_agreement", "linguistic", "Subject-verb agreement across a prepositional attractor.", _agreement_docs(world, r("ag"), n)),
-        TaskSpec("zoo_first_letter", "knowledge", "First letter of a pseudo-word seen in spelling sentences.", _first_letter_docs(world, r("fl"), n)),
+        TaskSpec("zoo_first_letter", "procedural", "First letter of a pseudo-word seen in spelling sentences.", _first_letter_docs(world, r("fl"), n)),
     ]
 
 

@@ -5,9 +5,9 @@ Light module: the torch implementation (:mod:`.model`) is imported by ``create``
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from harness import hookimpl
 from harness.sae.config import SAEConfig
@@ -37,12 +37,25 @@ class VSAETopKConfig(SAEConfig):
     log_var_init: float = Field(-2.0, description="Initial bias of the log-variance head (learned variance).")
     auxk_alpha: float = Field(1 / 32, ge=0, description="Weight of the AuxK loss (0 disables it).")
     k_aux: int | None = Field(None, ge=1, description="Dead latents used by AuxK; None = d_in // 2.")
-    apply_b_dec_to_input: bool = Field(False, description="Subtract b_dec before encoding (authors: no, april mode).")
-    unit_norm_decoder: bool = Field(False, description="Unit-norm decoder rows (authors' april mode: no).")
-    decoder_init_norm: float | None = Field(0.1, gt=0, description="Initial decoder row norm (authors: 0.1).")
-    b_dec_init: Literal["zeros", "mean", "geometric_median"] = Field(
-        "zeros", description="How the trainer initialises b_dec (authors' april mode: zeros)."
+    recipe: Literal["topk", "authors"] = Field(
+        "topk",
+        description="Training recipe of the fields below left unset: topk = the TopK learner's (b_dec subtracted, "
+        "unit-norm decoder, unit init, geometric-median b_dec, Gao et al.'s lr rule), so a gap to TopK is the "
+        "variational part alone; authors = the authors' april mode (none of those, decoder init norm 0.1, b_dec "
+        "zeros, lr 8e-4).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("recipe") == "authors":
+            data = {**AUTHORS_RECIPE, **data}
+        return data
+
+
+#: The authors' "april update mode" (their code's defaults for the Pythia-70M runs).
+AUTHORS_RECIPE: dict[str, Any] = {"apply_b_dec_to_input": False, "unit_norm_decoder": False,
+                                  "decoder_init_norm": 0.1, "b_dec_init": "zeros", "lr": 8e-4}
 
 
 class VSAETopK(LazySAE):

@@ -36,9 +36,6 @@ class VSAETopKSAE(SAEBase, VSAETopK):
             self.W_enc_logvar.copy_(w.t())
             self.b_enc_logvar.fill_(self.config.log_var_init)
 
-    def default_lr(self) -> float:
-        return 8e-4
-
     def _x_in(self, x: torch.Tensor) -> torch.Tensor:
         return x - self.b_dec if self.config.apply_b_dec_to_input else x
 

@@ -1,0 +1,55 @@
+"""``harness datasets``: the registered data providers, their roles, and the suites' data fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from harness.datasets.ref import dataset_fields
+
+
+def dataset_rows(registries: Any) -> list[dict[str, Any]]:
+    """One row per registered dataset: name, roles, plugin, description, config schema."""
+    rows = []
+    for entry in registries["dataset"].entries():
+        cls = entry.obj
+        defaults = {k: f.default for k, f in cls.Config.model_fields.items()
+                    if not f.is_required() and f.default is not None and k in ("path", "name", "split")}
+        rows.append({"name": entry.name, "roles": list(cls.roles), "plugin": entry.origin,
+                     "network": cls.network, "defaults": defaults, "description": cls.description,
+                     "config_schema": cls.Config.model_json_schema()})
+    return rows
+
+
+def suite_field_rows(registries: Any) -> list[dict[str, Any]]:
+    """One row per data field of every registered suite: suite, field, role, default."""
+    rows = []
+    for entry in registries.suites.entries():
+        try:
+            cfg = entry.obj.Config()
+        except Exception:  # noqa: BLE001 - a suite whose config has required fields
+            continue
+        for field, role, refs in dataset_fields(cfg):
+            rows.append({"suite": entry.name, "field": field, "role": role,
+                         "default": ", ".join(str(r) for _p, r in refs) or "[]"})
+    return rows
+
+
+def print_datasets(registries: Any, as_json: bool) -> int:
+    from tabulate import tabulate
+
+    rows, fields = dataset_rows(registries), suite_field_rows(registries)
+    if as_json:
+        print(json.dumps({"datasets": rows, "suite_fields": fields}, indent=2, default=str))
+        return 0
+    if not rows:
+        print("No datasets registered (is the built-in entry point `datasets` disabled? "
+              "check HARNESS_LOAD_PLUGINS / HARNESS_DISABLE_PLUGINS).")
+        return 0
+    table = [[r["name"], ",".join(r["roles"]), r["defaults"].get("path", "-"), r["description"][:70]] for r in rows]
+    print(tabulate(table, headers=["dataset", "roles", "hf path", "description"]))
+    if fields:
+        print("\nData fields of the suites (set them in a spec: suites[].config.<field>):")
+        print(tabulate([[f["suite"], f["field"], f["role"], f["default"]] for f in fields],
+                       headers=["suite", "field", "role", "default"]))
+    return 0
