@@ -22,11 +22,14 @@ from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
+from harness.datasets import DatasetRef, dataset_field
 from harness.metric_inputs import GenerationsInputs, SampledAnswers
 from harness.metric_selection import SelectsMetrics, extra_metric_names, keep
 from harness.protocols import Metric, ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
 from harness.stats import binomial_stderr, mean_stderr
+
+from .questions import QA_PROMPT, WORLD_SPLITS, qa_prompt_problems
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.context import CellContext
@@ -262,9 +265,9 @@ PRESETS: dict[str, dict[str, int]] = {
 class HallucinationDetectionSuite(Suite):
     name = "hallucination_detection"
     description = (
-        "Questions about the zoo world's facts (frequent/rare/heldout); greedy answer judged against the "
-        "truth; every detector scores K sampled answers; AUROC for predicting a wrong answer, pooled and "
-        "within each split, next to the familiarity-only reference (the split label alone)."
+        "Questions (the zoo world's facts, frequent/rare/heldout, or a QA set: qa); greedy answer judged against "
+        "the answer aliases; every detector scores K sampled answers; AUROC for predicting a wrong answer, pooled "
+        "and within each split, next to the familiarity-only reference (the split label alone)."
     )
     paper = "arXiv:2402.03744"
     method_kinds = ()
@@ -287,7 +290,17 @@ class HallucinationDetectionSuite(Suite):
         )
         questions_per_split: int | None = Field(None, ge=2, description="Questions from each split; None = preset.")
         k: int | None = Field(None, ge=2, description="Sampled answers per question; None = preset.")
-        splits: tuple[str, ...] = Field(("frequent", "rare", "heldout"), description="World fact splits asked.")
+        qa: DatasetRef = dataset_field(
+            "qa", "Questions with answer aliases and an optional tag column (the split); default: the world's facts."
+        )
+        qa_prompt: str = Field(
+            QA_PROMPT, description="Prompt of a user QA set's question ({question} is replaced; the world's facts are "
+            "prompts already)."
+        )
+        splits: tuple[str, ...] | None = Field(
+            None, description="Splits (tags) asked; None = the world's frequent, rare and heldout facts, or every tag "
+            "of a user QA set (an untagged set: every question, no split columns)."
+        )
         temperature: float = Field(1.0, gt=0, description="Sampling temperature of the K answers.")
         max_new_tokens: int = Field(4, ge=1, description="Tokens generated per answer (cut at '.' / newline).")
         pooling: Literal["last", "mean"] = Field("last", description="Embedding: last answer token or mean over them.")
@@ -299,37 +312,44 @@ class HallucinationDetectionSuite(Suite):
             "exact EigenScore falls with M (ees_relative_error; on zoo-96, K = 8: 0.15 at M = 20, 0.03 at 80)."
         )
 
+    @classmethod
+    def check(cls, config: PluginConfig, shape: Any) -> list[str]:
+        """``qa_prompt`` must format with ``{question}``."""
+        return qa_prompt_problems(config.qa_prompt)
+
     def run(self, cell: CellContext) -> SuiteOutput:
         import dataclasses
         import random
+        from collections import Counter
 
-        from harness.zoo import World
-
-        from .sampling import sample_facts
+        from .questions import open_qa, sample_per_tag, tags_asked, user_questions, world_questions
+        from .sampling import sample_prompts
         from .splits import auroc_notes
 
         cfg = cell.suite_config
         n_q = cfg.questions_per_split or PRESETS[cfg.preset]["questions_per_split"]
         k = cfg.k or PRESETS[cfg.preset]["k"]
-        world, rng = World(seed=0), random.Random(cell.seed)
-        facts = []
-        for split in cfg.splits:
-            pool = world.facts_by_split(split)
-            facts += rng.sample(pool, min(n_q, len(pool)))
-        tags = [f.split for f in facts]
-        qs = sample_facts(cell.load_model(), facts, k=k, temperature=cfg.temperature,
-                          max_new_tokens=cfg.max_new_tokens, pooling=cfg.pooling, seed=cell.seed,
-                          progress=cell.progress)
+        rng = random.Random(cell.seed)
+        qa, world = open_qa(cell, cfg.qa)
+        if world is not None:  # the world's facts, sampled as before the data sets existed
+            questions = world_questions(world, cfg.splits or WORLD_SPLITS, n_q, rng)
+        else:
+            every = user_questions(qa, cfg.qa_prompt)
+            questions = sample_per_tag(every, tags_asked(every, cfg.splits), n_q, rng)
+        tags = [q.tag for q in questions] if questions and questions[0].tag is not None else []
+        qs = sample_prompts(cell.load_model(), [q.prompt for q in questions], [q.answers for q in questions], k=k,
+                            temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, pooling=cfg.pooling,
+                            seed=cell.seed, progress=cell.progress)
         labels = [int(q.hallucinated) for q in qs]
         inputs = generations_inputs(qs, seed=cell.seed, device=cell.device, tags=tags)
         scores, ms = _score_detectors(cell, inputs)
         inputs = dataclasses.replace(inputs, scores=scores)
         rate = cell.compute_metrics(inputs, keep(cfg, ["hallucination_rate"]))
-        aurocs = cell.compute_metrics(inputs, keep(cfg, [
-            "hallucination_auroc", "hallucination_auroc_within_mean", "hallucination_auroc_within", "familiarity_auroc"]))
+        split_metrics = ["hallucination_auroc_within_mean", "hallucination_auroc_within", "familiarity_auroc"]
+        aurocs = cell.compute_metrics(inputs, keep(cfg, ["hallucination_auroc", *(split_metrics if tags else [])]))
         out = [*rate, *aurocs, *ms, *_ees_error(cell, inputs)]
         out += cell.compute_metrics(inputs, extra_metric_names(cfg, cell.registries))  # a third party's metrics
-        details = {"questions": len(qs), "k": k, "hallucinated": sum(labels),
+        details = {"questions": len(qs), "k": k, "hallucinated": sum(labels), "splits": dict(Counter(tags)),
                    "d": int(qs[0].embeddings.shape[1]) if qs else None,
                    "examples": [{"prompt": q.prompt, "truth": q.truth, "greedy": q.greedy, "samples": q.texts}
                                 for q in qs[:: max(1, len(qs) // 6)]]}
