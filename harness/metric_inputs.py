@@ -80,6 +80,8 @@ class GenerationsInputs:
     - ``scores``: detector name -> one score per question ("higher = more likely a hallucination"),
       for the detectors the suite already ran;
     - ``key``: which subset the questions are (e.g. a fact split); metrics put it on their values;
+    - ``tags``: per question its split or familiarity tag (e.g. "frequent", "rare", "heldout"), or
+      empty when the questions carry none (metrics that need them say so);
     - ``seed``, ``device``: of the cell.
     """
 
@@ -91,6 +93,7 @@ class GenerationsInputs:
     samples: Sequence[SampledAnswers] = ()
     scores: Mapping[str, Sequence[float]] = field(default_factory=dict)
     key: str | None = None
+    tags: Sequence[str] = ()
     seed: int = 0
     device: str = "cpu"
 

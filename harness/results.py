@@ -49,6 +49,11 @@ class SuiteOutput(BaseModel):
     versions: dict[str, str] = Field(
         default_factory=dict, description="Versions of what was scored, e.g. lm-eval task versions."
     )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="Why a value is missing (e.g. an AUROC undefined because every answer is wrong): one "
+        "sentence each, naming the column; shown under the board.",
+    )
 
 
 class CellKey(BaseModel):

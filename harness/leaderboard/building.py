@@ -106,6 +106,7 @@ def build_board(suite: str, records: list[RunRecord], registries: Registries | N
             row.failures.append(f"seed {rec.cell.seed}: {err.get('type', '?')}: {err.get('message', '')}"[:300])
             continue
         n_ok[k] += 1
+        row.notes += [f"seed {rec.cell.seed}: {note}" for note in rec.output.notes]
         p = rec.provenance
         row.provenance = {
             "harness_version": p.harness_version, "git_hash": p.git_hash, "device": p.device,

@@ -65,6 +65,10 @@ class RowDoc(BaseModel):
         False, description="The unmodified model shown as a reference only (Suite.rank_reference False): "
         "rank and win rate None, not an opponent in win rates."
     )
+    notes: list[str] = Field(
+        default_factory=list, description="The records' notes (SuiteOutput.notes, e.g. why a value is undefined), "
+        "prefixed with their seed."
+    )
 
 
 class MDDDoc(BaseModel):

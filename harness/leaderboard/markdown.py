@@ -112,6 +112,8 @@ def power_and_descriptive_lines(board: LeaderboardDoc) -> list[str]:
                      + ", ".join(f"`{md_text(d)}`" for d in descriptive) + ".")
     for label in sorted({r.label for r in board.rows if r.reference}):
         lines.append(f"`{md_text(label)}`: the unmodified model as a reference, not ranked and not in win rates.")
+    for r in board.rows:
+        lines += [f"Note on {md_text(r.label)} ({md_text(r.model)}), {md_text(note)}" for note in r.notes]
     return lines
 
 

@@ -1,6 +1,6 @@
 """Greedy + K temperature samples per question from a causal LM, with what detectors read.
 
-For each question: the greedy answer (judged against the truth) and K sampled answers, each cut at
+For each question: the greedy answer (judged against the truth and its aliases) and K sampled answers, each cut at
 its first '.' or newline; per sample the answer's token log-probs, its text and a middle-layer
 hidden state (last answer token, or the mean over the answer's tokens).
 """
@@ -24,6 +24,8 @@ class QuestionSamples:
     texts: list[str]
     token_logprobs: list[list[float]]
     embeddings: np.ndarray  # [K, d]
+    #: Every accepted answer (``truth`` first); the greedy answer is right when it matches one (normalised).
+    aliases: tuple[str, ...] = ()
 
 
 def _answer_length(tokenizer, ids: list[int]) -> int:
@@ -36,52 +38,82 @@ def _answer_length(tokenizer, ids: list[int]) -> int:
 
 
 @torch.no_grad()
-def sample_question(
-    model, tokenizer, prompt: str, truth: str, *, k: int, temperature: float, max_new_tokens: int,
-    layer: int, pooling: str, generator: torch.Generator,
-) -> QuestionSamples:
-    prompt_ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
-    p = prompt_ids.shape[1]
-    ids = prompt_ids.repeat(k + 1, 1)  # row 0 greedy, rows 1..k sampled
+def sample_questions(
+    model, tokenizer, prompts: list[str], answers: list[tuple[str, ...]], *, k: int, temperature: float,
+    max_new_tokens: int, layer: int, pooling: str, generator: torch.Generator,
+) -> list[QuestionSamples]:
+    """Greedy + K samples for prompts of equal token length, in one batch of ``len(prompts) x (K + 1)`` rows
+    (no padding, so each row computes exactly what it would alone)."""
+    enc = [tokenizer(pr, return_tensors="pt").input_ids for pr in prompts]
+    p = enc[0].shape[1]
+    if any(e.shape[1] != p for e in enc):
+        raise ValueError("sample_questions needs prompts of equal token length (sample_facts groups them).")
+    ids = torch.cat([e.repeat(k + 1, 1) for e in enc]).to(model.device)  # per question: row 0 greedy, 1..k sampled
+    greedy_rows = torch.arange(0, len(prompts) * (k + 1), k + 1, device=ids.device)
+    is_greedy = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+    is_greedy[greedy_rows] = True
     for _ in range(max_new_tokens):
         logits = model(ids).logits[:, -1].float()
-        greedy = logits[:1].argmax(-1, keepdim=True)
-        probs = torch.softmax(logits[1:] / temperature, dim=-1)
-        sampled = torch.multinomial(probs.cpu(), 1, generator=generator).to(ids.device)
-        ids = torch.cat([ids, torch.cat([greedy, sampled])], dim=1)
+        nxt = logits.argmax(-1, keepdim=True)
+        probs = torch.softmax(logits[~is_greedy] / temperature, dim=-1)
+        nxt[~is_greedy] = torch.multinomial(probs.cpu(), 1, generator=generator).to(ids.device)
+        ids = torch.cat([ids, nxt], dim=1)
     out = model(ids, output_hidden_states=True)
     logp = torch.log_softmax(out.logits.float(), dim=-1)
     hidden = out.hidden_states[layer].float()
-    texts, lps, embs = [], [], []
-    greedy_text = ""
-    for row in range(k + 1):
-        cont = ids[row, p:].tolist()
-        n = _answer_length(tokenizer, cont)
-        text = tokenizer.decode(cont[:n]).strip()
-        if row == 0:
-            greedy_text = text
-            continue
-        pos = torch.arange(p, p + n)
-        lps.append(logp[row, pos - 1, ids[row, pos]].tolist())
-        h = hidden[row, p + n - 1] if pooling == "last" else hidden[row, p : p + n].mean(0)
-        embs.append(h.cpu().numpy())
-        texts.append(text)
-    return QuestionSamples(
-        prompt=prompt, truth=truth, greedy=greedy_text,
-        hallucinated=normalise_answer(greedy_text) != normalise_answer(truth),
-        texts=texts, token_logprobs=lps, embeddings=np.stack(embs).astype(np.float64),
-    )
+    results = []
+    for q, (prompt, aliases) in enumerate(zip(prompts, answers)):
+        texts, lps, embs = [], [], []
+        greedy_text = ""
+        for row in range(q * (k + 1), (q + 1) * (k + 1)):
+            cont = ids[row, p:].tolist()
+            n = _answer_length(tokenizer, cont)
+            text = tokenizer.decode(cont[:n]).strip()
+            if row == q * (k + 1):
+                greedy_text = text
+                continue
+            pos = torch.arange(p, p + n)
+            lps.append(logp[row, pos - 1, ids[row, pos]].tolist())
+            h = hidden[row, p + n - 1] if pooling == "last" else hidden[row, p : p + n].mean(0)
+            embs.append(h.cpu().numpy())
+            texts.append(text)
+        results.append(QuestionSamples(
+            prompt=prompt, truth=aliases[0], greedy=greedy_text,
+            hallucinated=normalise_answer(greedy_text) not in {normalise_answer(a) for a in aliases},
+            texts=texts, token_logprobs=lps, embeddings=np.stack(embs).astype(np.float64), aliases=tuple(aliases),
+        ))  # fmt: skip
+    return results
 
 
 def sample_facts(loaded, facts, *, k: int, temperature: float, max_new_tokens: int, pooling: str, seed: int,
-                 progress=lambda it, **kw: it) -> list[QuestionSamples]:
-    """Samples for each fact (``.prompt`` / ``.answer``); middle layer = n_layers // 2 + 1 hidden state."""
+                 progress=lambda it, **kw: it, batch_questions: int = 16) -> list[QuestionSamples]:
+    """Samples for each world fact (``.prompt`` / ``.answer``): :func:`sample_prompts`."""
+    return sample_prompts(loaded, [f.prompt for f in facts], [(f.answer,) for f in facts], k=k, temperature=temperature,
+                          max_new_tokens=max_new_tokens, pooling=pooling, seed=seed, progress=progress,
+                          batch_questions=batch_questions)
+
+
+def sample_prompts(loaded, prompts: list[str], answers: list[tuple[str, ...]], *, k: int, temperature: float,
+                   max_new_tokens: int, pooling: str, seed: int, progress=lambda it, **kw: it,
+                   batch_questions: int = 16) -> list[QuestionSamples]:
+    """Samples for each prompt with its accepted answers (first = the truth shown), in the prompts' order;
+    middle layer = n_layers // 2 + 1 hidden state. Prompts of the same token length are sampled together,
+    up to ``batch_questions`` at a time (batches in order of first appearance; one generator, seeded)."""
+    if len(prompts) != len(answers) or any(not a for a in answers):
+        raise ValueError("sample_prompts needs one non-empty tuple of accepted answers per prompt.")
     model, tok = loaded.model, loaded.require_tokenizer()
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     layer = loaded.n_layers // 2 + 1 if loaded.n_layers > 1 else 1
-    return [
-        sample_question(model, tok, f.prompt, f.answer, k=k, temperature=temperature,
-                        max_new_tokens=max_new_tokens, layer=layer, pooling=pooling, generator=gen)
-        for f in progress(facts, desc="sampling")
-    ]
+    by_len: dict[int, list[int]] = {}
+    for i, pr in enumerate(prompts):
+        by_len.setdefault(len(tok(pr).input_ids), []).append(i)
+    chunks = [idx[j : j + batch_questions] for idx in by_len.values() for j in range(0, len(idx), batch_questions)]
+    out: list[QuestionSamples | None] = [None] * len(prompts)
+    for chunk in progress(chunks, desc="sampling"):
+        done = sample_questions(model, tok, [prompts[i] for i in chunk], [answers[i] for i in chunk], k=k,
+                                temperature=temperature, max_new_tokens=max_new_tokens, layer=layer, pooling=pooling,
+                                generator=gen)
+        for i, q in zip(chunk, done):
+            out[i] = q
+    return [q for q in out if q is not None]

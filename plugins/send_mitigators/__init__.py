@@ -4,7 +4,8 @@ Mitigators (kind ``hallucination_mitigator``; ``apply(model, texts, *, seed)`` r
 ``send`` (Sensitive Neuron Dropout, arXiv 2410.15460), ``continued_training`` (plain fine-tuning),
 ``random_neuron_dropout`` (SeND's schedule and rate, random neurons), ``standard_dropout`` (dropout
 on the MLP hidden units). All share :func:`.finetune.finetune` and its defaults (AdamW, lr 1e-3,
-batch 32, 6 epochs), so rows differ only in the mitigation. Heavy code lives in the submodules.
+batch 32, 6 epochs), so rows differ only in the mitigation. Heavy code lives in the submodules; the
+paired test of SeND against continued training (the board's summary) in :mod:`.paired`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from pydantic import Field
 
 from harness import hookimpl
 from harness.config import PluginConfig
+from harness.datasets import DatasetRef, dataset_field
+from harness.errors import HarnessError
 from harness.evaluation.capability import CapabilityConfig
 from harness.metric_inputs import GenerationsInputs
 from harness.metric_selection import SelectsMetrics, extra_metric_names, keep
 from harness.protocols import HallucinationMitigator, Metric, Suite
 from harness.results import MetricValue, SuiteOutput
 from harness.stats import binomial_stderr, mean_stderr
+from harness_plugins.hallucination_detectors.questions import QA_PROMPT
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.context import CellContext
@@ -62,7 +66,9 @@ class ContinuedTraining(_Mitigator):
 
 class _DropConfig(_TrainConfig):
     every_epochs: int = Field(2, ge=1, description="Re-select and zero neurons every this many epochs.")
-    drop_fraction: float = Field(0.1, gt=0, lt=1, description="Fraction of the block's MLP neurons zeroed.")
+    drop_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Fraction of the block's MLP neurons zeroed (paper: the top 20-30%)."
+    )
     layer: int = Field(-2, description="Block whose MLP neurons are dropped (-2 = penultimate, as in SeND).")
     n_track: int = Field(64, ge=2, description="Tracking texts (the first ones of the data).")
 
@@ -200,16 +206,22 @@ class AnswerEigenScore(Metric):
         return out
 
 
+PRESETS: dict[str, int] = {"quick": 6, "full": 16}  # K sampled answers per question
+
+
 class HallucinationSuite(Suite):
     name = "hallucination"
     description = (
-        "Fine-tune on the zoo world's rare + medium facts with each mitigator (same data, epochs, seed); "
-        "hallucination rate on rare and held-out facts, accuracy on frequent facts, EigenScore of the answers, "
-        "zero-shot lm-eval accuracy change vs the un-fine-tuned model."
+        "Fine-tune on the zoo world's rare + medium facts (or a QA set's training items: qa) with each mitigator "
+        "(same data, epochs, seed); hallucination rate on rare and held-out facts, accuracy on frequent facts "
+        "(all facts of each split), "
+        "EigenScore of the answers, zero-shot lm-eval accuracy change vs the un-fine-tuned model; "
+        "SeND against continued training by a paired test on the same questions."
     )
     method_kinds = ("hallucination_mitigator",)
     include_baseline = True
     metrics = ("hallucination_rate", "known_fact_accuracy", "answer_eigenscore", "capability_delta", "capability_acc")
+    version = "2"  # whole pools, per-question outcomes for the paired test, SeND drops 20%
     default_models = ("zoo:zoo-96",)
 
     class Config(SelectsMetrics, CapabilityConfig):
@@ -221,52 +233,134 @@ class HallucinationSuite(Suite):
             return bool(getattr(metric_cls, "detector", False))
 
         preset: Literal["quick", "full"] = Field(
-            "quick", description="'quick' (40 questions per split, K=6) or 'full' (all held-out, 200 per split, K=16)."
+            "quick", description="'quick' (K=6 sampled answers per question) or 'full' (K=16); both ask every "
+            "fact of each evaluated split unless questions_per_split is set."
         )
-        train_splits: tuple[str, ...] = Field(("rare", "medium"), description="Fact splits fine-tuned on (as sentences).")
-        questions_per_split: int | None = Field(None, ge=2, description="Questions per evaluated split; None = preset.")
+        qa: DatasetRef = dataset_field(
+            "qa", "Questions with answer aliases and an optional tag column (the split); default: the world's facts."
+        )
+        qa_prompt: str = Field(
+            QA_PROMPT, description="Prompt of a user QA set's question ({question} is replaced; the world's facts are "
+            "prompts already); its fine-tuning texts are '<prompt> <first answer>.'."
+        )
+        train_splits: tuple[str, ...] = Field(
+            ("rare", "medium"), description="Splits (tags) fine-tuned on: the world's fact sentences, or a tagged user "
+            "QA set's items (an untagged set: a fixed half of its items)."
+        )
+        questions_per_split: int | None = Field(
+            None, ge=2, description="Questions per evaluated split (a sample, seed 0); None = every fact of the split "
+            "(the world: 732 rare, 130 held-out, 146 frequent)."
+        )
         k: int | None = Field(None, ge=2, description="Sampled answers per question for the EigenScores; None = preset.")
 
     @classmethod
     def check(cls, config: PluginConfig, shape: Any) -> list[str]:
-        """Capability task names must exist (zoo, lm-eval, or under capability_include_paths)."""
-        return config.capability_problems()
+        """Capability task names must exist (zoo, lm-eval, or under capability_include_paths); ``qa_prompt``
+        must format with ``{question}``."""
+        from harness_plugins.hallucination_detectors.questions import qa_prompt_problems
+
+        return config.capability_problems() + qa_prompt_problems(config.qa_prompt)
 
     def run(self, cell: CellContext) -> SuiteOutput:
         import random
 
-        from harness.zoo import World
+        from harness.results import content_hash
         from harness_plugins.hallucination_detectors import generations_inputs
-        from harness_plugins.hallucination_detectors.sampling import sample_facts
+        from harness_plugins.hallucination_detectors.questions import open_qa
+        from harness_plugins.hallucination_detectors.sampling import sample_prompts
 
         cfg = cell.suite_config
-        n_q = cfg.questions_per_split or {"quick": 40, "full": 200}[cfg.preset]
-        k = cfg.k or {"quick": 6, "full": 16}[cfg.preset]
-        world = World(seed=0)
-        texts = [f.sentence for s in cfg.train_splits for f in world.facts_by_split(s)]
+        k = cfg.k or PRESETS[cfg.preset]
+        qa, world = open_qa(cell, cfg.qa)
+        texts, evaluated = _world_data(world, cfg) if world is not None else _user_data(qa, cfg)
         random.Random(cell.seed).shuffle(texts)
         base = loaded = cell.load_model()
         if cell.method is not None:
             loaded = cell.method.apply(loaded, texts, seed=cell.seed)
             cell.evaluated_model = loaded
-        rng, out, all_q = random.Random(0), [], []
-        for split in ("rare", "heldout", "frequent"):
-            pool = world.facts_by_split(split)
-            qs = sample_facts(loaded, rng.sample(pool, min(n_q, len(pool))), k=k, temperature=1.0,
-                              max_new_tokens=4, pooling="last", seed=cell.seed, progress=cell.progress)
+        out, all_q = [], []
+        outcomes, outcome_metrics, question_sets = {}, {}, {}
+        for key, metric, questions in evaluated:
+            qs = sample_prompts(loaded, [q.prompt for q in questions], [q.answers for q in questions], k=k,
+                                temperature=1.0, max_new_tokens=4, pooling="last", seed=cell.seed, progress=cell.progress)
             all_q += qs
-            name = "known_fact_accuracy" if split == "frequent" else "hallucination_rate"
-            out += cell.compute_metrics(generations_inputs(qs, seed=cell.seed, device=cell.device, key=split),
-                                        keep(cfg, [name]))
+            out += cell.compute_metrics(generations_inputs(qs, seed=cell.seed, device=cell.device, key=key),
+                                        keep(cfg, [metric]))
+            right = metric == "known_fact_accuracy"  # the outcome each metric averages: wrong answers, or right ones
+            outcomes[key] = "".join(str(int(q.hallucinated != right)) for q in qs)
+            outcome_metrics[key] = f"{metric}[{key}]"
+            question_sets[key] = content_hash([q.prompt for q in qs])[:16]
         every = keep(cfg, ["answer_eigenscore"]) + extra_metric_names(cfg, cell.registries)  # a third party's too
         out += cell.compute_metrics(generations_inputs(all_q, seed=cell.seed, device=cell.device), every)
-        details = {"train_texts": len(texts), "k": k, "history": getattr(loaded.model, "mitigation_history", None)}
+        details = {"train_texts": len(texts), "k": k, "history": getattr(loaded.model, "mitigation_history", None),
+                   "questions": {s: len(o) for s, o in outcomes.items()}, "outcomes": outcomes,
+                   "outcome_metrics": outcome_metrics, "question_sets": question_sets}
         if cfg.capability_tasks:
             from .capability import capability_values
 
             values, details["capability"] = capability_values(cell, loaded, base if cell.method is not None else None)
             out += values
         return SuiteOutput(metrics=out, details=details)
+
+    @classmethod
+    def summarize(cls, records: list[Any], out_dir: Any) -> str | None:
+        """The paired test of SeND against continued training on the same questions (:mod:`.paired`)."""
+        from .paired import paired_table
+
+        return paired_table(records)
+
+
+Evaluated = list[tuple[str, str, list[Any]]]
+"""(key, metric, questions) per evaluated split: ``hallucination_rate`` or ``known_fact_accuracy`` of that key."""
+
+
+def _world_data(world: Any, cfg: Any) -> tuple[list[str], Evaluated]:
+    """The world: fact sentences of ``train_splits``; rare / heldout (hallucination rate) and frequent (accuracy)."""
+    import random
+
+    from harness_plugins.hallucination_detectors.questions import world_questions
+
+    texts = [f.sentence for s in cfg.train_splits for f in world.facts_by_split(s)]
+    rng, evaluated = random.Random(0), []
+    for split in ("rare", "heldout", "frequent"):
+        metric = "known_fact_accuracy" if split == "frequent" else "hallucination_rate"
+        evaluated.append((split, metric, world_questions(world, (split,), cfg.questions_per_split, rng)))
+    return texts, evaluated
+
+
+def _user_data(qa: Any, cfg: Any) -> tuple[list[str], Evaluated]:
+    """A user QA set: fine-tune on "<prompt> <first answer>." of the training items, ask every split.
+
+    Tagged: the items whose tag is in ``train_splits`` are the training items; every tag is asked
+    (``hallucination_rate[<tag>]``). Untagged: a fixed half of the items (seed 0) is fine-tuned on
+    (``hallucination_rate[trained]``), the other half never seen (``hallucination_rate[heldout]``).
+    """
+    import random
+
+    from harness_plugins.hallucination_detectors.questions import tags_asked, user_questions
+
+    every = user_questions(qa, cfg.qa_prompt)
+    tags = tags_asked(every, None)
+    if tags == [None]:
+        order = list(range(len(every)))
+        random.Random(0).shuffle(order)
+        half = set(order[: len(every) // 2])
+        if not half or len(half) == len(every):
+            raise HarnessError(f"qa: {len(every)} question(s); an untagged QA set needs at least 2 (half fine-tuned on, "
+                               "half held out). Fix: point qa at a larger set.")
+        trained = [q for i, q in enumerate(every) if i in half]
+        groups = [("trained", trained), ("heldout", [q for i, q in enumerate(every) if i not in half])]
+    else:
+        trained = [q for q in every if q.tag in cfg.train_splits]
+        if not trained:
+            raise HarnessError(f"train_splits: none of {list(cfg.train_splits)} is a tag of the QA set (tags: {tags}). "
+                               "Fix: set train_splits to the tags whose items are fine-tuned on.")
+        groups = [(t, [q for q in every if q.tag == t]) for t in tags]
+    rng, evaluated = random.Random(0), []
+    for key, pool in groups:
+        asked = pool if cfg.questions_per_split is None else rng.sample(pool, min(cfg.questions_per_split, len(pool)))
+        evaluated.append((key, "hallucination_rate", asked))
+    return [f"{q.prompt} {q.answers[0]}." for q in trained], evaluated
 
 
 @hookimpl
