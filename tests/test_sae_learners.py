@@ -9,9 +9,10 @@ from harness.sae.base import HARNESS_WEIGHTS_FILE, SAELENS_TENSORS  # noqa: E402
 from harness.testing import registries_with  # noqa: E402
 
 REGS = registries_with(builtins=True)
-OURS = ("batchtopk", "jumprelu", "relu_l1", "topk", "vsae_topk")  # built on harness.sae.SAEBase
+OURS = ("batchtopk", "gated", "jumprelu", "matryoshka_batchtopk", "relu_l1", "topk", "vsae_topk")  # built on harness.sae.SAEBase
 LEARNERS = [n for n in OURS if n in REGS["dictionary_learner"]]
-TOPK_STYLE = {"topk", "batchtopk", "vsae_topk"}
+TOPK_STYLE = {"topk", "batchtopk", "matryoshka_batchtopk", "vsae_topk"}
+BATCH_TOPK = {"batchtopk", "matryoshka_batchtopk"}  # k per token on average over the batch
 # Small-data settings per learner (defaults are tuned for real runs).
 TINY = {
     "topk": {"k": 4},
@@ -19,6 +20,8 @@ TINY = {
     "vsae_topk": {"k": 4, "kl_coeff": 0.01},
     "relu_l1": {"l1_coefficient": 0.05, "lr": 3e-3},
     "jumprelu": {"l0_coefficient": 0.01, "lr": 3e-3, "threshold_init": 0.01, "bandwidth": 0.05},
+    "matryoshka_batchtopk": {"k": 4, "prefix_fractions": [0.125, 0.5, 1.0]},
+    "gated": {"l1_coefficient": 0.05, "lr": 3e-3},
 }
 
 
@@ -34,7 +37,7 @@ def cfg(name, **extra):
 
 
 def test_all_expected_learners_registered():
-    assert {"topk", "vsae_topk", "relu_l1", "batchtopk", "jumprelu"} <= set(LEARNERS)
+    assert {"topk", "vsae_topk", "relu_l1", "batchtopk", "jumprelu", "matryoshka_batchtopk", "gated"} <= set(LEARNERS)
 
 
 @pytest.mark.parametrize("name", LEARNERS)
@@ -51,7 +54,7 @@ def test_learner_trains_and_loss_decreases(name):
         torch.testing.assert_close(sae.W_dec.norm(dim=-1), torch.ones(64), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", sorted(TOPK_STYLE - {"batchtopk"}))
+@pytest.mark.parametrize("name", sorted(TOPK_STYLE - BATCH_TOPK))
 def test_topk_exactly_k_nonzeros(name):
     sae = REGS["dictionary_learner"].get(name).create(16, cfg(name, k=5), seed=1).eval()
     x = data(300)
@@ -60,8 +63,9 @@ def test_topk_exactly_k_nonzeros(name):
     assert ((f != 0).sum(-1) == 5).all()
 
 
-def test_batchtopk_keeps_k_per_token_on_average():
-    sae = REGS["dictionary_learner"].get("batchtopk").create(16, cfg("batchtopk", k=5), seed=1)
+@pytest.mark.parametrize("name", sorted(BATCH_TOPK))
+def test_batchtopk_keeps_k_per_token_on_average(name):
+    sae = REGS["dictionary_learner"].get(name).create(16, cfg(name, k=5), seed=1)
     sae.b_enc.data.fill_(5.0)
     f = sae.train().encode(data(300))
     assert int((f != 0).sum()) == 5 * 300

@@ -2,7 +2,7 @@
 
 Folders written by harness name their learner in ``cfg["harness"]["learner"]``. Folders
 written by SAELens are mapped by ``architecture`` (or the older ``activation_fn_str``):
-standard -> relu_l1, topk -> topk, jumprelu -> jumprelu.
+standard -> relu_l1, topk -> topk, jumprelu -> jumprelu, gated -> gated.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 
-SAELENS_ARCHITECTURES = {"standard": "relu_l1", "topk": "topk", "jumprelu": "jumprelu"}
+SAELENS_ARCHITECTURES = {"standard": "relu_l1", "topk": "topk", "jumprelu": "jumprelu", "gated": "gated"}
 
 
 def unsupported_saelens_options(cfg: dict[str, Any]) -> list[str]:

@@ -9,6 +9,10 @@ each side is only ever its own code.
                                          ROOT/<arch>/sae with their encode/decode of ROOT/x.safetensors;
                                          plus options harness must refuse (ROOT/refuse_<what>/sae);
                                          sparsify SparseCoders and dictionary_learning SAEs likewise
+    python saelens_side.py train_loss ROOT  every ROOT/<name>/train.json (a SAELens training-SAE class and
+                                         config, next to weights, input batch and dead-latent mask saved
+                                         by harness): SAELens's training_forward_pass losses into
+                                         ROOT/<name>/saelens_loss.safetensors
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from sae_lens import (
     SAE,
+    GatedSAE,
+    GatedSAEConfig,
     JumpReLUSAE,
     JumpReLUSAEConfig,
     StandardSAE,
@@ -61,6 +67,7 @@ def make(root: Path) -> None:
         "standard_no_bdec": StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=d_sae, apply_b_dec_to_input=False)),
         "topk": TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=6)),
         "jumprelu": JumpReLUSAE(JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae)),
+        "gated": GatedSAE(GatedSAEConfig(d_in=d_in, d_sae=d_sae)),
         "refuse_decoder_norm_rescale": TopKSAE(TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=6,
                                                              rescale_acts_by_decoder_norm=True)),
         "refuse_layer_norm": StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=d_sae, normalize_activations="layer_norm")),
@@ -145,5 +152,31 @@ def make_sparsify(root: Path, x: torch.Tensor, gen: torch.Generator) -> None:
         print(name, type(sc).__name__)
 
 
+def train_loss(root: Path) -> None:
+    """SAELens's training loss on harness's weights: the class named in train.json, built from its config,
+    given the saved tensors (names in SAELens's layout) and run on the saved batch and dead mask."""
+    import json
+
+    import sae_lens
+    from sae_lens.saes.sae import TrainStepInput
+
+    for folder in sorted(p for p in root.iterdir() if (p / "train.json").is_file()):
+        spec = json.loads((folder / "train.json").read_text())
+        cfg = getattr(sae_lens, spec["config_class"])(**spec["config"])
+        sae = getattr(sae_lens, spec["class"])(cfg)
+        weights = load_file(str(folder / "weights.safetensors"))
+        with torch.no_grad():
+            for name, t in weights.items():
+                getattr(sae, name).copy_(t)
+        batch = load_file(str(folder / "batch.safetensors"))
+        sae.train()
+        out = sae.training_forward_pass(TrainStepInput(
+            sae_in=batch["x"], coefficients=spec.get("coefficients", {}), dead_neuron_mask=batch["dead"],
+            n_training_steps=0, is_logging_step=False))
+        losses = {"loss": out.loss.detach().reshape(1)} | {k: v.detach().reshape(1) for k, v in out.losses.items()}
+        save_file(losses, str(folder / "saelens_loss.safetensors"))
+        print(folder.name, spec["class"], {k: float(v) for k, v in losses.items()})
+
+
 if __name__ == "__main__":
-    {"load": load, "make": make}[sys.argv[1]](Path(sys.argv[2]))
+    {"load": load, "make": make, "train_loss": train_loss}[sys.argv[1]](Path(sys.argv[2]))
