@@ -179,3 +179,21 @@ def test_config_errors_name_the_field():
         AutoInterp({"judge": "hf_chat"})
     with pytest.raises(Exception, match="judge"):
         AutoInterp({"judge": "gpt"})
+
+
+# --------------------------------------------------------------------------- the local chat-model judge
+def test_hf_chat_judge_runs_a_local_model_through_a_chat_template():
+    from harness.zoo.info import zoo_model_path
+    from harness_plugins.autointerp import HFChatSettings
+    from harness_plugins.autointerp.judges import HFChatJudge, scoring_messages
+    from harness_plugins.autointerp.examples import Window
+
+    folder = str(zoo_model_path("zoo-32"))  # a base model: its tokenizer has no chat template
+    with pytest.raises(ValueError, match="hf_chat.chat_template"):
+        HFChatJudge(HFChatSettings(model=folder), str, 8, 8)
+    template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
+    judge = HFChatJudge(HFChatSettings(model=folder, chat_template=template), str, 8, 8)
+    windows = [Window((1, 2), (0.0, 1.0), (False, True))]
+    reply = judge.complete(scoring_messages("the token 2", windows, str), 8)
+    assert isinstance(reply, str)
+    assert judge.predict("the token 2", windows) in (None, [True], [False])  # greedy, parsed or dropped

@@ -71,7 +71,7 @@ def sentence_firing(loaded: Any, sae: Any, hook_point: str, texts: Sequence[str]
     tok = loaded.require_tokenizer()
     bos = model_bos_id(loaded, tok)
     model_dev = next(loaded.model.parameters()).device
-    sae_dev = next(sae.parameters()).device
+    sae_dev = next(iter(sae.parameters()), torch.zeros(0)).device if hasattr(sae, "parameters") else torch.device("cpu")
     out = []
     with torch.no_grad():
         for b in iter_token_batches(list(texts), tokenizer=tok, batch_size=batch_size, context_length=128, pack=False):
