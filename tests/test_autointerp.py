@@ -101,8 +101,8 @@ def zoo_inputs():
 def test_metric_on_a_token_detector_latent(zoo_inputs):
     inputs, _ = zoo_inputs
     values = {v.key: v for v in AutoInterp().compute(inputs)}
-    assert values["balanced_accuracy"].value == 1.0 and values["balanced_accuracy"].chance == 0.5
-    assert values["accuracy"].value == 1.0 and values["accuracy"].n == 1
+    assert values["autointerp_bal_acc"].value == 1.0 and values["autointerp_bal_acc"].chance == 0.5
+    assert values["autointerp_acc"].value == 1.0 and values["autointerp_acc"].n == 1
 
 
 # --------------------------------------------------------------------------- the endpoint judge, local server
@@ -154,7 +154,7 @@ def test_openai_judge_against_a_local_server(zoo_inputs, endpoint, monkeypatch):
     metric = AutoInterp({"judge": "openai", "openai": {"base_url": endpoint, "model": "judge-1",
                                                        "api_key_env": "TEST_JUDGE_KEY"}})
     values = {v.key: v for v in metric.compute(inputs)}
-    assert values["balanced_accuracy"].value == 1.0
+    assert values["autointerp_bal_acc"].value == 1.0
     reqs = _Endpoint.requests
     assert len(reqs) == 2 and {r["path"] for r in reqs} == {"/v1/chat/completions"}
     assert all(r["auth"] == "Bearer sk-test" and r["body"]["model"] == "judge-1" for r in reqs)

@@ -72,8 +72,8 @@ def test_ground_truth_metric_on_zoo_and_nothing_elsewhere(zoo32):
     inputs = SAEInputs(sae=_Signs(zoo32.d_model), activations=None, model=zoo32, hook_point="blocks.0.hook_resid_post")
     cfg = {"groups": ["topic", "entity_type"], "n_sentences": 80}
     values = {v.key: v for v in GroundTruth(cfg).compute(inputs)}
-    assert values["mean_f1"].n == 7 and 0 < values["mean_f1"].value <= 1  # 4 topics + 3 entity types
-    assert 0 <= values["matched"].value <= 1
+    assert values["gt_mean_f1"].n == 7 and 0 < values["gt_mean_f1"].value <= 1  # 4 topics + 3 entity types
+    assert 0 <= values["gt_matched"].value <= 1
     foreign = type("M", (), {"path": None, "model": zoo32.model, "tokenizer": zoo32.tokenizer})()
     assert GroundTruth(cfg).compute(SAEInputs(sae=inputs.sae, activations=None, model=foreign,
                                               hook_point=inputs.hook_point)) == []
@@ -140,9 +140,9 @@ def test_select_latents_by_mean_difference():
 def test_ravel_metric_on_zoo_and_nothing_elsewhere(zoo32):
     inputs = SAEInputs(sae=_Signs(zoo32.d_model), activations=None, model=zoo32, hook_point="blocks.0.hook_resid_pre")
     values = {v.key: v for v in Ravel({"max_entities": 40, "n_pairs": 16, "k": 4}).compute(inputs)}
-    assert set(values) == {"cause", "isolation", "score"}
+    assert set(values) == {"ravel_cause", "ravel_isolation", "ravel_score"}
     assert all(0 <= v.value <= 1 for v in values.values())
-    assert values["score"].value == pytest.approx((values["cause"].value + values["isolation"].value) / 2)
+    assert values["ravel_score"].value == pytest.approx((values["ravel_cause"].value + values["ravel_isolation"].value) / 2)
     foreign = type("M", (), {"path": None})()
     assert Ravel().compute(SAEInputs(sae=inputs.sae, activations=None, model=foreign, hook_point="x")) == []
     with pytest.raises(ValueError, match="k: 999"):

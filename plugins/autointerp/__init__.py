@@ -52,8 +52,8 @@ class AutoInterp(Metric):
     description = (
         "Auto-interpretability detection (SAEBench): a judge explains each sampled alive latent from its top "
         "held-out windows, then predicts which of 14 shuffled windows (2 top, 2 importance-sampled, 10 random) "
-        "activate it. Key 'balanced_accuracy' (mean of true-positive and true-negative rates, chance 0.5) and "
-        "'accuracy' (SAEBench's score); mean over latents. Judge 'baseline' by default (top tokens, no LLM)."
+        "activate it. Key 'autointerp_bal_acc' (balanced accuracy: mean of true-positive and true-negative rates, chance 0.5) and "
+        "'autointerp_acc' (accuracy, SAEBench's score); mean over latents. Judge 'baseline' by default (top tokens, no LLM)."
     )
     paper = "arXiv:2503.09532"
     higher_is_better = True
@@ -105,9 +105,9 @@ class AutoInterp(Metric):
             return []  # no alive latent with enough examples: nothing to score (no misleading number)
         n = len(result.scores)
         return [
-            self.value(result.mean("balanced_accuracy"), key="balanced_accuracy", stderr=result.stderr("balanced_accuracy"),
+            self.value(result.mean("balanced_accuracy"), key="autointerp_bal_acc", stderr=result.stderr("balanced_accuracy"),
                        n=n, chance=0.5),
-            self.value(result.mean("accuracy"), key="accuracy", stderr=result.stderr("accuracy"), n=n),
+            self.value(result.mean("accuracy"), key="autointerp_acc", stderr=result.stderr("accuracy"), n=n),
         ]
 
 

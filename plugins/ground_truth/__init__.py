@@ -55,8 +55,8 @@ class GroundTruth(Metric):
     name = "sae_ground_truth"
     description = (
         "Zoo models only: per known feature of the world (topics, entity types, first letters, fact attributes) "
-        "the best F1 of any latent firing (non-zero on a sentence) against the feature's presence; key 'mean_f1' "
-        "(mean over features) and 'matched' (fraction of features with best F1 > 0.8)."
+        "the best F1 of any latent firing (non-zero on a sentence) against the feature's presence; key 'gt_mean_f1' "
+        "(mean over features) and 'gt_matched' (fraction of features with best F1 > 0.8)."
     )
     higher_is_better = True
     scope = "sae"
@@ -71,7 +71,7 @@ class GroundTruth(Metric):
         mean = sum(f1) / n
         se = math.sqrt(sum((x - mean) ** 2 for x in f1) / (n - 1) / n) if n > 1 else None
         matched = sum(x > self.config.threshold for x in f1) / n
-        return [self.value(mean, key="mean_f1", stderr=se, n=n), self.value(matched, key="matched", n=n)]
+        return [self.value(mean, key="gt_mean_f1", stderr=se, n=n), self.value(matched, key="gt_matched", n=n)]
 
 
 @hookimpl

@@ -26,9 +26,9 @@ class Ravel(Metric):
     name = "sae_ravel"
     description = (
         "RAVEL disentanglement (SAEBench), zoo models only: per relation, the k latents that best separate its "
-        "values at the entity token are transplanted from a source entity into a base entity. Key 'cause': share "
-        "of patched prompts answering the source's value; 'isolation': share of other relations' prompts whose "
-        "answer is unchanged under the same transplant; 'score': their mean. Means over relations."
+        "values at the entity token are transplanted from a source entity into a base entity. Key 'ravel_cause': share "
+        "of patched prompts answering the source's value; 'ravel_isolation': share of other relations' prompts whose "
+        "answer is unchanged under the same transplant; 'ravel_score': their mean. Means over relations."
     )
     paper = "arXiv:2402.17700"
     higher_is_better = True
@@ -71,9 +71,9 @@ class Ravel(Metric):
             return []
         n_c, n_i = sum(result.n_cause.values()), sum(result.n_isolation.values())
         return [
-            self.value(result.mean_cause, key="cause", n=n_c),
-            self.value(result.mean_isolation, key="isolation", n=n_i),
-            self.value(result.score, key="score", n=n_c + n_i),
+            self.value(result.mean_cause, key="ravel_cause", n=n_c),
+            self.value(result.mean_isolation, key="ravel_isolation", n=n_i),
+            self.value(result.score, key="ravel_score", n=n_c + n_i),
         ]
 
 
