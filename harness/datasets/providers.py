@@ -272,14 +272,13 @@ def _column_problems(role: str, cols: Columns, row: dict[str, Any], where: str) 
 # --------------------------------------------------------------------------- Hugging Face datasets
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def network_hint() -> str:
-    return ("Without network access, save the data set to a local file and use dataset `local`; if Hugging Face's "
-            "offline mode is on (harness sets it when every model is local), allow the network with "
-            "HARNESS_ALLOW_NETWORK=1 or `harness run --allow-network`.")
+    """The offline hint of :mod:`harness.network` (when offline mode is on) plus the local-file way out."""
+    from harness.network import network_hint as offline_hint
+
+    hint = offline_hint()
+    local = "Without network access, save the data set to a file and use dataset `local`."
+    return f"{hint} {local}" if hint else local
 
 
 class HFDataset(Dataset):
@@ -345,7 +344,9 @@ class HFDataset(Dataset):
 
     def problems(self, role: str) -> list[str]:
         """Offline mode and not in the local cache: say so at plan time (no download is tried)."""
-        if not (_env_flag("HF_DATASETS_OFFLINE") or _env_flag("HF_HUB_OFFLINE")) or Path(self.config.path).exists():
+        from harness.network import offline_vars_set
+
+        if not {"HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"} & set(offline_vars_set()) or Path(self.config.path).exists():
             return []
         try:
             import datasets
