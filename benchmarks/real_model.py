@@ -53,11 +53,31 @@ def build_model(shape: Path, out: Path) -> Path:
     return out
 
 
+def memorisation_rows(model_dir: Path, n: int = 20, prefix: int = 4, suffix: int = 4) -> list[dict[str, Any]]:
+    """Token sequences in a Pile-memorisation schema (``tokens``): ``n`` the model reproduces by greedy
+    decoding (memorised by construction: a random model memorised nothing else) and ``n`` random ones."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ids = [i[0] for w in WORDS if len(i := tok(" " + w, add_special_tokens=False).input_ids) == 1]
+    g = torch.Generator().manual_seed(0)
+    prompts = torch.tensor(ids)[torch.randint(len(ids), (3 * n, prefix), generator=g)]
+    seq = torch.cat([torch.full((len(prompts), 1), tok.eos_token_id), prompts], 1)
+    with torch.no_grad():
+        for _ in range(suffix):
+            seq = torch.cat([seq, model(input_ids=seq).logits[:, -1].argmax(-1, keepdim=True)], 1)
+    memorised = [s for s in seq[:, 1:].tolist() if tok(tok.decode(s), add_special_tokens=False).input_ids == s][:n]
+    randoms = torch.tensor(ids)[torch.randint(len(ids), (n, prefix + suffix), generator=g)].tolist()
+    return [{"tokens": s} for s in memorised + randoms]
+
+
 def _sentence(rng: random.Random, n: int = 12) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
 
 
-def write_data(root: Path) -> dict[str, Path]:
+def write_data(root: Path, model_dir: Path) -> dict[str, Path]:
     """The local data sets, in SAEBench's and INSIDE's schemas."""
     rng = random.Random(0)
     root.mkdir(parents=True, exist_ok=True)
@@ -79,7 +99,7 @@ def write_data(root: Path) -> dict[str, Path]:
     qa = jsonl("trivia_qa.jsonl", [{"question": f"Which word follows {w}?", "answer": {"aliases": [rng.choice(WORDS)]},
                                     "split": ["frequent", "rare", "heldout"][i % 3]}
                                    for i, w in enumerate(rng.choice(WORDS) for _ in range(120))])
-    sequences = jsonl("sequences.jsonl", [{"text": " ".join(_sentence(rng, 20) for _ in range(2))} for _ in range(60)])
+    sequences = jsonl("sequences.jsonl", memorisation_rows(model_dir))
     return {"corpus": corpus, "bios_train": bios_train, "bios_test": bios_test, "qa": qa, "sequences": sequences}
 
 
@@ -98,7 +118,9 @@ def suite_configs(data: dict[str, Path]) -> dict[str, dict[str, Any]]:
                 "capability_tasks": []},
         "superposition": {"preset": "quick", "corpus": corpus},
         "scaling": {"preset": "quick", "corpus": corpus},
-        "unlearning": {"sequences": local(data["sequences"]), "retain": corpus, "capability_tasks": []},
+        "unlearning": {"sequences": local(data["sequences"], tokens_column="tokens"), "retain": corpus,
+                       "prefix_len": 4, "suffix_len": 4, "min_per_class": 2, "frozen_folds": 2,
+                       "retain_sequences": 8, "capability_tasks": []},
         "hallucination": {"preset": "quick", "qa": qa, "capability_tasks": []},
         "hallucination_detection": {"preset": "quick", "qa": qa},
         "lm_eval": {},
@@ -142,7 +164,7 @@ def main() -> int:
         root.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         model = build_model(args.shape, root / "model")
-        data = write_data(root / "data")
+        data = write_data(root / "data", model)
         print(f"model and data ready in {time.perf_counter() - t0:.0f} s ({model})", file=sys.stderr)
         configs = suite_configs(data)
         rows = []
