@@ -63,9 +63,23 @@ def test_auxk_saelens_form_on_dead_latents():
 def test_gradient_of_inner_levels_reaches_only_their_prefix():
     # The level-1 loss depends on latent 0's decoder row only; the full loss on every selected row.
     sae, x = hand_case(auxk_alpha=0.0)
-    f = sae.select(x)[1]
-    sae.prefix_reconstructions(f)[0].pow(2).sum().backward()
+    _, vals, flat = sae.select(x)
+    sae.prefix_reconstructions(vals, flat, 2)[0].pow(2).sum().backward()
     assert sae.W_dec.grad[0].abs().sum() > 0 and sae.W_dec.grad[1:].abs().sum() == 0
+
+
+def test_sparse_and_dense_prefix_decoders_agree():
+    """The embedding_bag path (one bag per group and token) equals the dense per-group products,
+    values and gradients."""
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(2))
+    out = {}
+    for kernel in ("sparse", "dense"):
+        sae = MATRYOSHKA.create(16, {"d_sae": 128, "k": 5, "kernel": kernel, "matryoshka_widths": [8, 40]}, seed=4)
+        loss, logs = sae.train().loss(x, 0, 10)
+        loss.backward()
+        out[kernel] = (loss.detach(), sae.W_dec.grad.clone(), sae.W_enc.grad.clone(), sae.b_dec.grad.clone())
+    for a, b in zip(out["sparse"], out["dense"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_prefixes_from_fractions_and_widths():
@@ -112,7 +126,7 @@ def test_inner_prefix_learns_to_reconstruct_alone():
                            x, steps=60, batch_size=256, progress=False, warmup_steps=5, seed=0)
         sae.train()  # BatchTopK selection, as in training
         with torch.no_grad():
-            f = sae.select(x[:1024])[1]
+            f = sae.encode(x[:1024])
             recon = f[:, :8] @ sae.W_dec[:8] + sae.b_dec
             return float((x[:1024] - recon).pow(2).sum(-1).mean())
 

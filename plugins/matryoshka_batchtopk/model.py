@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from harness.sae.base import SAEBase
 from harness.sae.kernels import normalized_auxk_loss, sparse_decode
@@ -31,33 +32,49 @@ class MatryoshkaBatchTopKSAE(SAEBase, MatryoshkaBatchTopK):
         self.widths: tuple[int, ...] = self.config.resolve_widths(self.d_sae)
         self.register_buffer("threshold", torch.tensor(-1.0))
 
-    def select(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(pre, f): pre-activations [n, d_sae] (float32) and the BatchTopK latents (k * n kept in the batch)."""
+    def select(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(pre, vals, flat): pre-activations [n, d_sae] (float32) and the k * n largest ReLU values of
+        the batch (BatchTopK) with their indices into the flattened [n * d_sae] pre-activations."""
         pre = self.encode_pre(x).float()
-        n = x.shape[0]
-        vals, flat = torch.relu(pre).flatten().topk(self.config.k * n, sorted=False)
-        f = vals.new_zeros(n * self.d_sae).scatter(0, flat, vals).view(n, self.d_sae)
-        return pre, f
+        vals, flat = torch.relu(pre).flatten().topk(self.config.k * x.shape[0], sorted=False)
+        return pre, vals, flat
+
+    def dense(self, vals: torch.Tensor, flat: torch.Tensor, n: int) -> torch.Tensor:
+        """The selected values as dense latents [n, d_sae]."""
+        return vals.new_zeros(n * self.d_sae).scatter(0, flat, vals).view(n, self.d_sae)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x = x.reshape(-1, self.d_in)
         if self.training or self.threshold < 0:
-            _, f = self.select(x)
+            _, vals, flat = self.select(x)
+            f = self.dense(vals, flat, x.shape[0])
         else:
             pre = torch.relu(self.encode_pre(x))
             f = pre * (pre > self.threshold).to(pre.dtype)
         return f.reshape(*lead, self.d_sae)
 
-    def prefix_reconstructions(self, f: torch.Tensor) -> list[torch.Tensor]:
-        """``x_hat_l`` for every level: the running sum over the groups ``[w_{l-1}, w_l)`` (one dense
-        decode in all), so the last entry is the full reconstruction ``f W_dec + b_dec``."""
-        out, recon, prev = [], self.b_dec, 0
-        for w in self.widths:
-            recon = recon + f[:, prev:w] @ self.W_dec[prev:w]
-            out.append(recon)
-            prev = w
-        return out
+    def prefix_reconstructions(self, vals: torch.Tensor, flat: torch.Tensor, n: int) -> torch.Tensor:
+        """``x_hat_l`` for every level, [L, n, d_in]: running sums over the latent groups
+        ``[w_{l-1}, w_l)``, so the last is the full reconstruction ``f W_dec + b_dec``.
+
+        Sparse path (``use_sparse(k)``): one ``embedding_bag`` with a bag per (group, token), cost
+        ~ n k d_in; dense path: one [n, w_l - w_{l-1}] x [w_l - w_{l-1}, d_in] product per group."""
+        levels = len(self.widths)
+        if self.use_sparse(self.config.k):
+            rows, cols = flat // self.d_sae, flat % self.d_sae
+            bounds = torch.tensor(self.widths[:-1], device=cols.device, dtype=cols.dtype)
+            key = torch.bucketize(cols, bounds, right=True) * n + rows  # bag = (group, token)
+            order = torch.argsort(key, stable=True)
+            counts = torch.bincount(key, minlength=levels * n)
+            offsets = torch.cumsum(counts, 0) - counts
+            parts = F.embedding_bag(cols[order], self.W_dec, offsets, mode="sum",
+                                    per_sample_weights=vals[order].to(self.W_dec.dtype)).view(levels, n, self.d_in)
+        else:
+            f = self.dense(vals, flat, n)
+            edges = (0, *self.widths)
+            parts = torch.stack([f[:, a:b] @ self.W_dec[a:b] for a, b in zip(edges, edges[1:], strict=False)])
+        return parts.cumsum(0) + self.b_dec
 
     def auxk(self, pre: torch.Tensor, e: torch.Tensor) -> torch.Tensor | None:
         """The AuxK loss (unweighted) of the dead latents, or None when none is dead."""
@@ -76,14 +93,12 @@ class MatryoshkaBatchTopKSAE(SAEBase, MatryoshkaBatchTopK):
 
     def loss(self, x: torch.Tensor, step: int, total_steps: int) -> tuple[torch.Tensor, dict[str, Any]]:
         n = x.shape[0]
-        pre, f = self.select(x)
+        pre, vals, flat = self.select(x)
         x = x.float()
-        errors = [x - r.float() for r in self.prefix_reconstructions(f)]
-        level_mse = [err.pow(2).sum(-1).mean() for err in errors]
+        errors = x - self.prefix_reconstructions(vals, flat, n).float()
+        level_mse = errors.pow(2).sum(-1).mean(-1)  # [L]
         e, mse = errors[-1], level_mse[-1]
-        loss = torch.stack(level_mse).sum()
-        if self.config.prefix_loss == "mean":
-            loss = loss / len(level_mse)
+        loss = level_mse.sum() if self.config.prefix_loss == "sum" else level_mse.mean()
         logs: dict[str, Any] = {"mse": mse.detach()}
         for w, m in zip(self.widths[:-1], level_mse[:-1], strict=True):
             logs[f"mse_prefix_{w}"] = m.detach()
@@ -93,13 +108,13 @@ class MatryoshkaBatchTopKSAE(SAEBase, MatryoshkaBatchTopK):
                 loss = loss + self.config.auxk_alpha * aux
                 logs["auxk"] = aux.detach()
         with torch.no_grad():
-            active = f > 0
-            self.update_firing(active.any(0), n)
+            active = vals > 0
+            self.record_firing(flat % self.d_sae, active, n)
             logs["l0"] = active.sum().float() / n
             logs["sse"] = e.pow(2).sum()
             logs["sst"] = (x - x.mean(0)).pow(2).sum()
             if step >= min(self.config.threshold_start_step, total_steps // 2) and bool(active.any()):
-                m = f[active].min()
+                m = vals[active].min()
                 beta = self.config.threshold_beta
                 self.threshold.copy_(torch.where(self.threshold < 0, m, beta * self.threshold + (1 - beta) * m))
         return loss, logs
