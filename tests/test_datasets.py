@@ -273,3 +273,20 @@ def test_the_readme_dataset_plugin_registers_and_opens(tmp_path):
     (tmp_path / "notes.txt").write_text("first\n\nsecond\nthird\n")
     corpus = open_role({"dataset": "my_corpus", "config": {"path": str(tmp_path / "notes.txt")}}, "corpus", regs)
     assert list(corpus.texts()) == ["first", "second", "third"] and list(corpus.texts(start=2)) == ["second", "third"]
+
+
+def test_the_readme_real_model_spec_is_valid():
+    """The README's "Your data" spec parses: every suite config validates and every data field names a
+    registered dataset that provides the field's role (no network: nothing is opened)."""
+    import yaml
+
+    from harness.datasets.ref import dataset_fields, open_dataset
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    spec = yaml.safe_load(readme.split("# real.yaml\n", 1)[1].split("```", 1)[0])
+    regs = registries_with(builtins=True)
+    assert RunSpec.model_validate(spec).models
+    for s in spec["suites"]:
+        cfg = regs.suites.get(s["name"]).parse_config(s["config"])
+        refs = [(role, ref) for _f, role, pairs in dataset_fields(cfg) for _p, ref in pairs]
+        assert refs and all(role in open_dataset(ref, regs).roles for role, ref in refs)
