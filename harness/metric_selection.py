@@ -93,7 +93,8 @@ def extra_metric_names(config: SelectsMetrics, registries: Registries) -> list[s
     else:
         declared = _declared(registries)
         names = [n for n in _computed(registries, config.metric_scope)
-                 if n not in declared and not config.not_extra(registries.metrics.get(n))]
+                 if n not in declared and not config.not_extra(registries.metrics.get(n))
+                 and not registries.metrics.get(n).opt_in]
     return [n for n in dict.fromkeys(names) if n not in sel.exclude]
 
 

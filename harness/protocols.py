@@ -185,6 +185,8 @@ class Metric(Plugin):
     #: A descriptive quantity, not a score (e.g. effective features F, L0, a timing): shown on
     #: boards, never ranked, never in win rates; its direction may still be declared for display.
     descriptive: ClassVar[bool] = False
+    #: An expensive extra a suite adds only when its ``metrics.include`` names it (not by default).
+    opt_in: ClassVar[bool] = False
 
     @abstractmethod
     def compute(self, inputs: MetricInputs) -> float | MetricValue | list[MetricValue]:

@@ -45,7 +45,7 @@ def test_world_questions_are_the_facts_sampled_as_before(world):
 def test_mitigation_suite_world_data_is_unchanged(world):
     from harness_plugins.send_mitigators import HallucinationSuite, _world_data
 
-    cfg = HallucinationSuite.Config()
+    cfg = HallucinationSuite.Config(preset="full")
     texts, evaluated = _world_data(world, cfg)
     assert texts == [f.sentence for s in ("rare", "medium") for f in world.facts_by_split(s)]
     assert [(k, m) for k, m, _ in evaluated] == [("rare", "hallucination_rate"), ("heldout", "hallucination_rate"),
@@ -56,6 +56,8 @@ def test_mitigation_suite_world_data_is_unchanged(world):
     for split in ("rare", "heldout", "frequent"):  # the sampling of the 40-per-split preset, kept for that setting
         old.append([f.prompt for f in rng.sample(world.facts_by_split(split), 40)])
     assert [[q.prompt for q in qs] for _, _, qs in sampled] == old
+    quick = _world_data(world, HallucinationSuite.Config())[1]  # quick: 200 per split, a split with fewer whole
+    assert [len(qs) for _, _, qs in quick] == [200, len(world.facts_by_split("heldout")), len(world.facts_by_split("frequent"))]
 
 
 def _q(tag):

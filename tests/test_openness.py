@@ -348,9 +348,12 @@ def test_each_suite_adds_the_computed_metrics_of_its_scope():
     regs = registries_with(("tp", plugin), builtins=True)
     got = {s: extra_metric_names(regs.suites.get(s).Config(), regs)
            for s in ("sae", "unlearning", "hallucination", "hallucination_detection")}
-    builtin_sae = ["sae_autointerp", "sae_ground_truth", "sae_ravel"]  # built-in plugins no suite declares (added the same way)
+    builtin_sae = ["sae_autointerp", "sae_ground_truth"]  # built-in plugins no suite declares (added the same way)
     assert got == {"sae": [*builtin_sae, "tp_sae"], "unlearning": ["tp_edit"], "hallucination": ["tp_gen"],
                    "hallucination_detection": ["tp_gen"]}
+    # an opt-in metric (sae_ravel) is computed only when metrics.include names it
+    sae_cfg = regs.suites.get("sae").Config
+    assert extra_metric_names(sae_cfg(metrics={"include": ["sae_ravel"]}), regs) == ["sae_ravel"]
     cfg = regs.suites.get("hallucination").Config
     assert extra_metric_names(cfg(metrics={"include": ["hallucination_auroc"]}), regs) == ["hallucination_auroc"]
     assert extra_metric_names(cfg(metrics={"exclude": ["tp_gen"]}), regs) == []

@@ -275,6 +275,7 @@ class HallucinationDetectionSuite(Suite):
     metrics = ("hallucination_auroc", "hallucination_auroc_within_mean", "hallucination_auroc_within",
                "familiarity_auroc", "hallucination_detector_ms", "ees_relative_error", "hallucination_rate")
     version = "2"  # within-split AUROC, familiarity reference, EES error; undefined AUROCs left out with a note
+    default_seeds = (0, 1, 2)
     default_models = ("zoo:zoo-96",)
 
     class Config(SelectsMetrics):

@@ -283,7 +283,8 @@ class SAEBenchSuite(Suite):
     method_kinds = ("dictionary_learner",)
     include_baseline = False
     metrics = (*(m.name for m in METRICS), "capability_delta", "capability_acc")
-    version = "2"
+    version = "3"  # 3: the autointerp / ground-truth / RAVEL columns, vsae on TopK's recipe, 3 seeds
+    default_seeds = (0, 1, 2)
     default_models = ("zoo:zoo-96",)
     default_methods = ("topk", "vsae_topk", "batchtopk")  # the seed paper's pair plus one; relu_l1 needs a longer budget
 

@@ -207,6 +207,14 @@ class AnswerEigenScore(Metric):
 
 
 PRESETS: dict[str, int] = {"quick": 6, "full": 16}  # K sampled answers per question
+#: Questions per evaluated split of each preset (None = every fact): the default run's 3 seeds x 5 rows fit
+#: its time budget with 200; `full` asks every fact.
+QUESTIONS: dict[str, int | None] = {"quick": 200, "full": None}
+
+
+def questions_per_split(cfg: Any) -> int | None:
+    """The config's questions per split, else its preset's."""
+    return cfg.questions_per_split if cfg.questions_per_split is not None else QUESTIONS[cfg.preset]
 
 
 class HallucinationSuite(Suite):
@@ -222,6 +230,7 @@ class HallucinationSuite(Suite):
     include_baseline = True
     metrics = ("hallucination_rate", "known_fact_accuracy", "answer_eigenscore", "capability_delta", "capability_acc")
     version = "2"  # whole pools, per-question outcomes for the paired test, SeND drops 20%
+    default_seeds = (0, 1, 2)
     default_models = ("zoo:zoo-96",)
 
     class Config(SelectsMetrics, CapabilityConfig):
@@ -233,8 +242,8 @@ class HallucinationSuite(Suite):
             return bool(getattr(metric_cls, "detector", False))
 
         preset: Literal["quick", "full"] = Field(
-            "quick", description="'quick' (K=6 sampled answers per question) or 'full' (K=16); both ask every "
-            "fact of each evaluated split unless questions_per_split is set."
+            "quick", description="'quick' (K=6 sampled answers per question, 200 questions per split) or 'full' "
+            "(K=16, every fact of each evaluated split); questions_per_split and k override them."
         )
         qa: DatasetRef = dataset_field(
             "qa", "Questions with answer aliases and an optional tag column (the split); default: the world's facts."
@@ -248,8 +257,9 @@ class HallucinationSuite(Suite):
             "QA set's items (an untagged set: a fixed half of its items)."
         )
         questions_per_split: int | None = Field(
-            None, ge=2, description="Questions per evaluated split (a sample, seed 0); None = every fact of the split "
-            "(the world: 732 rare, 130 held-out, 146 frequent)."
+            None, ge=2, description="Questions per evaluated split (a sample, seed 0; a split with fewer is asked "
+            "whole); None = the preset's (quick 200, full every fact; the world has 732 rare, 130 held-out, 146 "
+            "frequent)."
         )
         k: int | None = Field(None, ge=2, description="Sampled answers per question for the EigenScores; None = preset.")
 
@@ -324,7 +334,7 @@ def _world_data(world: Any, cfg: Any) -> tuple[list[str], Evaluated]:
     rng, evaluated = random.Random(0), []
     for split in ("rare", "heldout", "frequent"):
         metric = "known_fact_accuracy" if split == "frequent" else "hallucination_rate"
-        evaluated.append((split, metric, world_questions(world, (split,), cfg.questions_per_split, rng)))
+        evaluated.append((split, metric, world_questions(world, (split,), questions_per_split(cfg), rng)))
     return texts, evaluated
 
 
@@ -358,7 +368,8 @@ def _user_data(qa: Any, cfg: Any) -> tuple[list[str], Evaluated]:
         groups = [(t, [q for q in every if q.tag == t]) for t in tags]
     rng, evaluated = random.Random(0), []
     for key, pool in groups:
-        asked = pool if cfg.questions_per_split is None else rng.sample(pool, min(cfg.questions_per_split, len(pool)))
+        n = questions_per_split(cfg)
+        asked = pool if n is None else rng.sample(pool, min(n, len(pool)))
         evaluated.append((key, "hallucination_rate", asked))
     return [f"{q.prompt} {q.answers[0]}." for q in trained], evaluated
 

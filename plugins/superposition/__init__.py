@@ -119,6 +119,7 @@ class SuperpositionSuite(Suite):
         "superposition_psi",
     )
     version = "1"
+    default_seeds = (0, 1, 2)
     default_models = ("zoo:zoo-64",)
     default_methods = ("tied_sae",)  # the paper's dictionary; others cost ~2 min a row (name them in a spec)
 

@@ -165,6 +165,7 @@ class UnlearningSuite(Suite):
         "capability_acc",
     )
     version = "4"  # 4: held-out (cross-fitted) frozen probes; stderrs on every value
+    default_seeds = (0, 1, 2)
     default_models = ("zoo:zoo-160",)
     default_methods = ("pga", "md_pga", "leace", "mean_diff_projection", "gradient_ascent")
 
