@@ -19,8 +19,8 @@ from harness.sae.plugin import LazySAE
 
 class GatedConfig(SAEConfig):
     l1_coefficient: float = Field(
-        0.01, ge=0, description="lambda of the sparsity penalty lambda * sum_i ReLU(pi_gate)_i ||W_dec_i|| "
-        "(SAELens l1_coefficient; ours is tuned for the sae suite's quick budget on the zoo, see README)."
+        2.0, ge=0, description="lambda of the sparsity penalty lambda * sum_i ReLU(pi_gate)_i ||W_dec_i|| "
+        "(SAELens l1_coefficient; the default is tuned for the sae suite's quick budget on the zoo, see README)."
     )
     l1_warmup_fraction: float = Field(
         0.05, ge=0, le=1, description="lambda ramps linearly from 0 over this fraction of the steps (0 = none)."

@@ -32,6 +32,10 @@ class GatedSAE(SAEBase, Gated):
         self.r_mag = nn.Parameter(torch.zeros(self.d_sae))
         self.b_mag = nn.Parameter(torch.zeros(self.d_sae))
 
+    def default_lr(self) -> float:
+        """3e-3 (constant): at the shared rule's lr the gate cannot close within a short budget (README)."""
+        return 3e-3
+
     @torch.no_grad()
     def reset_parameters(self, gen: torch.Generator) -> None:
         """SAEBase's (unit decoder rows, W_enc = W_dec^T, zero biases) and r_mag = b_mag = 0 (SAELens, paper)."""
