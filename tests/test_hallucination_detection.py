@@ -107,7 +107,7 @@ def test_cell_with_one_label_class_keeps_its_metrics_and_notes_why(wrong_model, 
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({
         "suites": [{"name": "hallucination_detection", "config": {"questions_per_split": 4, "k": 3}}],
-        "models": [str(wrong_model)],
+        "models": [str(wrong_model)], "seeds": [0],
     }))
     rc = main(["run", "--spec", str(spec), "--no-progress", "--device", "cpu", "--output-dir", str(tmp_path / "res"),
                "--leaderboard-dir", str(tmp_path / "lb")])

@@ -116,7 +116,7 @@ def third_party(fresh, monkeypatch):
 def _run(tmp, suite_config, methods, *extra):
     spec = tmp / "spec.yaml"
     spec.write_text(yaml.safe_dump({"suites": [{"name": "sae", "config": suite_config}], "methods": methods,
-                                    "models": [MODEL]}))
+                                    "models": [MODEL], "seeds": [0]}))
     return main(["run", "--spec", str(spec), "--no-progress", "--device", "cpu", "--output-dir", str(tmp / "res"),
                  "--leaderboard-dir", str(tmp / "lb"), *extra])
 

@@ -229,7 +229,7 @@ def test_suite_end_to_end(tmp_path):
     }  # fmt: skip
     spec = RunSpec(
         suites=[{"name": "sae", "config": cfg}], methods=[{"name": "topk", "config": {"k": 4}}],
-        models=[f"zoo:{zoo}"], output_dir=tmp_path,
+        models=[f"zoo:{zoo}"], output_dir=tmp_path, seeds=[0],
     )  # fmt: skip
     cells = plan(spec, regs)
     assert [c.label for c in cells] == ["topk"]  # no baseline row

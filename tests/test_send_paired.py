@@ -72,7 +72,7 @@ def test_suite_records_outcomes_and_board_shows_the_paired_test(tmp_path):
                                                     "train_splits": ["frequent"]}}],
         "methods": [{"name": "continued_training", "config": {"epochs": 1}},
                     {"name": "send", "config": {"epochs": 3, "n_track": 4}}],
-        "models": ["zoo:zoo-32"],
+        "models": ["zoo:zoo-32"], "seeds": [0],
     }))
     rc = main(["run", "--spec", str(spec), "--no-progress", "--device", "cpu", "--output-dir", str(tmp_path / "res"),
                "--leaderboard-dir", str(tmp_path / "lb")])

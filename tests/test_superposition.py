@@ -167,7 +167,7 @@ def test_suite_end_to_end(tmp_path):
         plugins.append(("toy", type("Src", (), {"register_models": staticmethod(mod.register_models)})))
         model = "toy:a"
     regs = registries_with(*plugins)
-    spec = RunSpec(suites=[{"name": "superposition", "config": cfg}], models=[model], output_dir=tmp_path)
+    spec = RunSpec(suites=[{"name": "superposition", "config": cfg}], models=[model], output_dir=tmp_path, seeds=[0])
     cells = plan(spec, regs)
     assert [c.label for c in cells] == ["base model", "tied_sae"]
     store = Store(tmp_path)

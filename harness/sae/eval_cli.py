@@ -29,7 +29,8 @@ def configure_parser(subparsers: Any, *, run: Callable[[argparse.Namespace], int
                    help="Format of every PATH (default: detected from its files).")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="sae suite config override (JSON/YAML value), e.g. --set probing=false (repeatable).")
-    p.add_argument("--seed", action="append", type=int, help="Seed (repeatable; default 0).")
+    p.add_argument("--seed", action="append", type=int,
+                   help="Seed (repeatable; default 0: a saved SAE is not retrained, seeds only redraw probe splits).")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="Device (default auto).")
     p.add_argument("--output-dir", help="Results store (default harness-results).")
     p.add_argument("--leaderboard-dir", help="Where leaderboards are written (default leaderboards).")
@@ -77,6 +78,7 @@ def cmd_eval_sae(args: argparse.Namespace, run: Callable[[argparse.Namespace], i
         for p, label in zip(args.paths, labels)
     ]
     run_args.model = [args.model]
+    run_args.seed = args.seed or [0]
     run_args.extra_metric = None
     run_args.dtype = None
     run_args.baselines_only = False
