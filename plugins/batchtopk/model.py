@@ -8,12 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from harness.sae.base import SAEBase
+from harness.sae.threshold import BatchThreshold
 from harness.sae.kernels import normalized_auxk_loss, sparse_decode
 
 from . import BatchTopK
 
 
-class BatchTopKSAE(SAEBase, BatchTopK):
+class BatchTopKSAE(BatchThreshold, SAEBase, BatchTopK):
     architecture = "jumprelu"  # SAELens stores a BatchTopK SAE as JumpReLU with its threshold
 
     def build(self) -> None:
@@ -71,24 +72,5 @@ class BatchTopKSAE(SAEBase, BatchTopK):
             logs["l0"] = active.sum().float() / n
             logs["sse"] = e.pow(2).sum()
             logs["sst"] = (x.float() - x.float().mean(0)).pow(2).sum()
-            if step >= min(self.config.threshold_start_step, total_steps // 2) and bool(active.any()):
-                m = vals[active].min()
-                beta = self.config.threshold_beta
-                self.threshold.copy_(torch.where(self.threshold < 0, m, beta * self.threshold + (1 - beta) * m))
+            self.update_threshold(vals, active, step, total_steps)
         return loss, logs
-
-    def weights_to_save(self) -> dict[str, torch.Tensor]:
-        thr = self.threshold.detach().float().clamp_min(0).cpu()
-        return super().weights_to_save() | {"threshold": thr.expand(self.d_sae).contiguous(),
-                                            "batchtopk_threshold": self.threshold.detach().cpu().reshape(1)}
-
-    def load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
-        tensors = dict(tensors)
-        thr = tensors.pop("batchtopk_threshold", None)
-        full = tensors.pop("threshold", None)
-        super().load_weights(tensors)
-        with torch.no_grad():
-            if thr is not None:
-                self.threshold.copy_(thr.reshape(()))
-            elif full is not None:
-                self.threshold.copy_(full.reshape(-1)[0])
