@@ -87,7 +87,7 @@ def write_data(root: Path, model_dir: Path) -> dict[str, Path]:
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         return path
 
-    corpus = jsonl("corpus.jsonl", [{"text": " ".join(_sentence(rng) for _ in range(8))} for _ in range(400)])
+    corpus = jsonl("corpus.jsonl", [{"text": " ".join(_sentence(rng) for _ in range(8))} for _ in range(800)])
 
     def bio(i: int) -> dict[str, Any]:
         job, gender = PROFESSIONS[i % len(PROFESSIONS)], GENDERS[(i // len(PROFESSIONS)) % 2]
@@ -114,7 +114,7 @@ def suite_configs(data: dict[str, Path]) -> dict[str, dict[str, Any]]:
                  label_column="profession", spurious_column="gender")
     qa = local(data["qa"], answers_column="answer.aliases", tag_column="split")
     return {
-        "sae": {"preset": "quick", "corpus": corpus, "probe_sets": [bios], "scr_tpp_set": bios,
+        "sae": {"preset": "quick", "corpus": corpus, "eval_start_doc": 600, "probe_sets": [bios], "scr_tpp_set": bios,
                 "capability_tasks": []},
         "superposition": {"preset": "quick", "corpus": corpus},
         "scaling": {"preset": "quick", "corpus": corpus},
