@@ -103,6 +103,26 @@ def test_config_probe_sets_and_key_neutral_fields():
     assert sb.SAEBenchSuite.Config(preset="full").budget("absorption_vocab_words") == 8000
 
 
+def test_open_data_refuses_colliding_probe_set_names_and_sets_without_spurious(regs, tmp_path):
+    from types import SimpleNamespace
+
+    from harness_plugins.sae_bench.run import open_data
+
+    cell = SimpleNamespace(data=lambda ref, role: open_role(ref, role, regs))
+    rows = [{"text": f"t{i}", "label": "ab"[i % 2], "g": "xy"[i % 3 % 2]} for i in range(20)]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    refs = [{"dataset": "local", "config": {"path": str(_jsonl(tmp_path / d / "bios.jsonl", rows))}} for d in "ab"]
+    with pytest.raises(HarnessError, match="probe_sets: two sets are named bios"):
+        open_data(cell, sb.SAEBenchSuite.Config(probe_sets=refs))
+    with pytest.raises(HarnessError, match="scr_tpp_set: .* no spurious label.*spurious_column"):
+        open_data(cell, sb.SAEBenchSuite.Config(scr_tpp_set=refs[0]))
+    ok = open_data(cell, sb.SAEBenchSuite.Config(
+        probe_sets=refs[:1], scr_tpp_set={**refs[0], "config": {**refs[0]["config"], "spurious_column": "g"}}))
+    assert [p.name for p in ok["probe_sets"]] == ["bios"] and ok["scr_tpp_set"].has_spurious
+    assert [p.name for p in open_data(cell, sb.SAEBenchSuite.Config())["probe_sets"]] == ["topic", "entity_type"]
+
+
 def test_leaning_pairs_pair_opposite_leaning_classes():
     from harness_plugins.sae_bench.scr_tpp import leaning_pairs
 
