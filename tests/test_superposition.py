@@ -185,3 +185,24 @@ def test_suite_end_to_end(tmp_path):
             keys = {m.key for m in out.metrics if m.metric == "effective_features"}
             assert "blocks.0.hook_resid_post" in keys and "blocks.0.mlp.hook_out" in keys
             assert all(math.isfinite(m.value) for m in out.metrics)
+
+
+def test_toy_batch_is_trained_once_per_process_for_the_same_arguments(monkeypatch):
+    from harness_plugins.superposition import toy as toy_mod
+
+    monkeypatch.setattr(toy_mod, "_SHARED", {})
+    calls = []
+    real = toy_mod.train_toy_models
+    monkeypatch.setattr(toy_mod, "train_toy_models", lambda p, **kw: calls.append(kw["seed"]) or real(p, **kw))
+    probs = torch.tensor([0.1, 0.5, 0.9])
+    kw = {"n_features": 6, "n_hidden": 2, "steps": 5, "batch_size": 8, "lr": 1e-2}
+    a = toy_mod.train_toy_models_shared(probs, seed=0, **kw)
+    b = toy_mod.train_toy_models_shared(probs.clone(), seed=0, **kw)  # same values: served again
+    assert b is a and calls == [0]
+    c = toy_mod.train_toy_models_shared(probs, seed=1, **kw)  # another seed: trained
+    d = toy_mod.train_toy_models_shared(probs, seed=0, dropout=torch.tensor([0.0, 0.1, 0.0]), **kw)
+    assert calls == [0, 1, 0] and c is not a and d is not a
+    fresh = real(probs, seed=0, **kw)  # what is served equals a fresh training
+    assert torch.equal(fresh.W, a.W) and torch.equal(fresh.b, a.b)
+    monkeypatch.setenv("HARNESS_NO_SHARE", "1")
+    assert toy_mod.train_toy_models_shared(probs, seed=0, **kw) is not a

@@ -12,7 +12,7 @@ from harness.stats import pearson, spearman
 
 from . import plots
 from .sweeps import SaeBudget, features_from_weights, features_through_learner
-from .toy import train_toy_models
+from .toy import train_toy_models_shared
 
 
 def run_cell(suite: Any, cell: Any) -> SuiteOutput:
@@ -38,7 +38,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         rates = [r for r in cfg.dropout_rates for _ in range(int(b("dropout_seeds")))]
         probs = torch.cat([feature_prob, torch.full((n_drop,), 1 - cfg.dropout_sparsity)])
         drop = torch.cat([torch.zeros(k), torch.tensor(rates, dtype=torch.float32)])
-        toys = train_toy_models(
+        toys = train_toy_models_shared(
             probs, n_features=cfg.toy_features, n_hidden=cfg.toy_hidden, importance_decay=cfg.importance_decay,
             dropout=drop, steps=int(b("toy_steps")), batch_size=int(b("toy_batch_size")), lr=float(b("toy_lr")),
             seed=seed,

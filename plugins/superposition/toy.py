@@ -11,6 +11,7 @@ sweep. Ground truth: features whose embedding column has norm ``||W_i|| > thresh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -93,3 +94,29 @@ def train_toy_models(
         if step >= steps - 50:
             loss_k += per_model.detach() / 50
     return ToyBatch(W.detach(), b.detach(), feature_prob, dropout, importance, loss_k)
+
+
+#: Toy batches already trained in this process, by everything that determines them (at most _SHARED_MAX).
+_SHARED: dict[tuple[Any, ...], ToyBatch] = {}
+_SHARED_MAX = 4
+
+
+def train_toy_models_shared(feature_prob: torch.Tensor, **kwargs: Any) -> ToyBatch:
+    """:func:`train_toy_models`, trained once per process for the same arguments: every row of a seed trains
+    the identical toy batch (its own generator seeded by ``seed``; no global RNG is read), so later rows reuse
+    the first row's. The batch is never modified by its readers; ``HARNESS_NO_SHARE=1`` turns the reuse off."""
+    import os
+
+    dropout = kwargs.get("dropout")
+    key = (
+        tuple(feature_prob.float().tolist()),
+        None if dropout is None else tuple(dropout.float().tolist()),
+        tuple(sorted((k, v) for k, v in kwargs.items() if k != "dropout")),
+    )
+    if os.environ.get("HARNESS_NO_SHARE") == "1":
+        return train_toy_models(feature_prob, **kwargs)
+    if key not in _SHARED:
+        while len(_SHARED) >= _SHARED_MAX:
+            _SHARED.pop(next(iter(_SHARED)))
+        _SHARED[key] = train_toy_models(feature_prob, **kwargs)
+    return _SHARED[key]
