@@ -29,7 +29,8 @@ The ``metrics`` field, and its ``config`` while empty, are key-neutral
 (:func:`harness.config.key_neutral`): left out of the cell key while unset, so the record keys
 of specs that do not use them stay as they were. A set metric config enters the key validated
 (defaults filled, :func:`harness.config.key_dump`), so two spellings of one config share a key
-and a config equal to the metric's defaults keeps the default key; a secret never does (the openai judge names the environment variable holding its key).
+and a config equal to the metric's defaults keeps the default key; a secret never does (the
+openai judge names the environment variable holding its key).
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def resolve_selection(config: Any, registries: Registries, at: str,
                       suite_cls: type[Suite] | None = None) -> tuple[Any, list[str]]:
     """Plan-time check of ``config.metrics`` (``at``: where it was written, e.g. ``suites[0].config``) and
     the config with every metric config validated and normalised (defaults filled, so two spellings of one
-    config give one cell key; one equal to the metric's defaults is dropped, keeping the default key). Returns ``(config, problems)``; problems name the field path and the fix."""
+    config give one cell key; one equal to the metric's defaults is dropped, keeping the default key).
+    Returns ``(config, problems)``; problems name the field path and the fix."""
     problems = selection_problems(config, registries, at)
     if problems or not isinstance(config, SelectsMetrics) or config.metrics is None or not config.metrics.config:
         return config, problems

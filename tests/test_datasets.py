@@ -337,6 +337,10 @@ def test_harness_datasets_lists_providers_presets_and_suite_fields(capsys):
     assert main(["datasets", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {"world", "local", "hf"} <= {d["name"] for d in doc["datasets"]}
+    # metric data fields (set through suites[].config.metrics.config); the scaling suite's own metric is not one
+    assert doc["metric_fields"] == [{"metric": "sae_ravel", "field": "data", "role": "entity_attributes",
+                                     "default": "world"}]
+    assert "entity_attributes" in next(d for d in doc["datasets"] if d["name"] == "local")["roles"]
 
 
 def test_the_readme_dataset_plugin_registers_and_opens(tmp_path):

@@ -99,3 +99,15 @@ def test_a_metric_data_field_is_checked_and_keyed(regs, tmp_path):
     missing = {"dataset": "local", "config": {"path": str(tmp_path / "nope.jsonl"), "templates": {"a": ["%s"]}}}
     msg = _error(regs, {"include": ["sae_ravel"], "config": {"sae_ravel": {"data": missing}}})
     assert "sae_ravel.data: config.path" in msg and "no such file" in msg
+
+
+def test_a_worker_rebuilds_a_cell_with_metric_configs(regs):
+    """A worker re-validates the cell it receives against the key dump: the sae suite's default data fields
+    and a normalised metric config rebuild to the planned key."""
+    from harness.executors.base import cell_payload
+    from harness.executors.worker import rebuild_cell
+
+    pc = _plan(regs, {"include": ["sae_autointerp"], "config": {"sae_autointerp": OPENAI}})[0]
+    rebuilt = rebuild_cell(cell_payload(pc), regs)
+    assert rebuilt.key == pc.key
+    assert rebuilt.suite_config.metrics.config["sae_autointerp"]["judge"] == "openai"
