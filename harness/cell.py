@@ -124,10 +124,13 @@ def data_provenance(pc: PlannedCell, registries: Registries) -> dict[str, dict[s
     """Field path -> identity of every data field of the cell's suite and method configs (defaults
     included, unlike the cell key), e.g. ``{"suite.corpus": {"dataset": "world", ...}}``."""
     from harness.datasets.ref import dataset_identities
+    from harness.metric_selection import configured_metrics
 
     out: dict[str, dict[str, Any]] = {}
     try:
         out.update(dataset_identities(pc.suite_config, registries, prefix="suite.", all_fields=True))
+        for metric, mcfg in configured_metrics(pc.suite_config, registries).items():
+            out.update(dataset_identities(mcfg, registries, prefix=f"suite.metrics.{metric}.", all_fields=True))
         if pc.method_config is not None:
             out.update(dataset_identities(pc.method_config, registries, prefix="method.", all_fields=True))
     except HarnessError as e:

@@ -180,6 +180,7 @@ def _offline_unless_asked(spec, registries=None) -> None:  # noqa: ANN001
 def _spec_reads_hub_data(spec, registries) -> bool:  # noqa: ANN001
     from harness.datasets.ref import needs_network
     from harness.errors import HarnessError
+    from harness.metric_selection import configured_metrics
 
     for s in spec.suites or []:
         try:
@@ -187,6 +188,12 @@ def _spec_reads_hub_data(spec, registries) -> bool:  # noqa: ANN001
         except HarnessError:
             continue  # planning reports it
         if needs_network(cfg, registries):
+            return True
+        try:
+            metric_cfgs = configured_metrics(cfg, registries)
+        except HarnessError:
+            continue
+        if any(needs_network(m, registries) for m in metric_cfgs.values()):  # e.g. sae_ravel on an hf set
             return True
     return False
 

@@ -20,8 +20,52 @@ class PluginConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def format_validation_error(err: ValidationError, where: str, fields: list[str] | None = None) -> str:
-    """One line per problem: the full field path, what was wrong, and how to fix it."""
+#: ``json_schema_extra`` marker of a config field that stays out of the cell key while at its default
+#: (:func:`key_dump`): a field added after keys were fixed (so existing keys hold), a data field, an
+#: optional selection. Set it with :func:`key_neutral`.
+KEY_NEUTRAL = "key_neutral_default"
+
+
+def key_neutral(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``json_schema_extra`` for a field left out of the cell key at its default:
+    ``x: int | None = Field(None, description=..., json_schema_extra=key_neutral())``."""
+    return {**(extra or {}), KEY_NEUTRAL: True}
+
+
+def _is_key_neutral(info: Any) -> bool:
+    extra = info.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get(KEY_NEUTRAL))
+
+
+def key_dump(config: BaseModel) -> dict[str, Any]:
+    """``config.model_dump(mode="json")`` without the :func:`key_neutral` fields (data fields among them)
+    that are at their default, in nested configs too: what a config contributes to a cell key (and to another config's key, e.g.
+    a dataset's identity). The one mechanism for "a field at its default stays out of the key"."""
+    data = config.model_dump(mode="json")
+    for name, info in type(config).model_fields.items():
+        value = getattr(config, name)
+        if _is_key_neutral(info) and value == info.get_default(call_default_factory=True):
+            data.pop(name, None)
+        elif isinstance(value, BaseModel) and name in data:
+            data[name] = key_dump(value)  # a nested config's key-neutral fields too (metrics.config)
+    return data
+
+
+def _fields_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str] | None:
+    """The field names of the nested config at ``loc`` inside ``model`` (None when it is not a config)."""
+    for part in loc:
+        info = model.model_fields.get(str(part)) if model is not None else None
+        ann = info.annotation if info is not None else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return sorted(model.model_fields) if model is not None else None
+
+
+def format_validation_error(err: ValidationError, where: str, fields: list[str] | None = None,
+                            model: type[BaseModel] | None = None) -> str:
+    """One line per problem: the full field path, what was wrong, and how to fix it (an unknown key is
+    matched against the keys of the config it is in, nested ones too when ``model`` is given)."""
     lines = [f"Invalid {where}:"]
     for e in err.errors():
         path = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -29,8 +73,10 @@ def format_validation_error(err: ValidationError, where: str, fields: list[str] 
             from harness.errors import did_you_mean
 
             last = str(e["loc"][-1]) if e["loc"] else path
-            hint = did_you_mean(last, fields or [])
-            allowed = f" Allowed keys: {', '.join(fields)}." if fields else ""
+            nested = _fields_at(model, tuple(e["loc"][:-1])) if len(e["loc"]) > 1 else None
+            keys = nested if nested is not None else fields
+            hint = did_you_mean(last, keys or [])
+            allowed = f" Allowed keys: {', '.join(keys)}." if keys else ""
             lines.append(f"  - {path}: unknown key.{hint}{allowed}")
         else:
             got = e.get("input")
@@ -50,7 +96,7 @@ def validate_config(cls: type[C], data: Mapping[str, Any] | BaseModel, *, where:
     try:
         return cls.model_validate(dict(data))
     except ValidationError as err:
-        raise SpecError(format_validation_error(err, where, sorted(cls.model_fields))) from None
+        raise SpecError(format_validation_error(err, where, sorted(cls.model_fields), cls)) from None
 
 
 # --------------------------------------------------------------------------- run spec

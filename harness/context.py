@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.config import ModelRef, PluginConfig
 from harness.metric_inputs import SCOPE_INPUTS, MetricInputs, scope_of
+from harness.metric_selection import metric_config
 from harness.protocols import LearnerSpec, Metric, ModelSource, Plugin, ReportedMetric
 from harness.results import MetricValue
 
@@ -96,7 +97,8 @@ class CellContext:
         :class:`~harness.protocols.ReportedMetric` declarations are skipped). Otherwise exactly those
         metrics, in that order; each must be a computed metric of that scope. Results are normalised
         to a list of :class:`MetricValue` (a float becomes this metric's value without a key); an
-        error names the metric and what to fix.
+        error names the metric and what to fix. A metric the suite config configures
+        (``metrics.config.<name>``, :mod:`harness.metric_selection`) is built with that config.
         """
         scope = scope_of(inputs)
         reg = self.registries.metrics
@@ -118,8 +120,9 @@ class CellContext:
                     f'metric "{name}" is a ReportedMetric: its suite reports its values (metric.value(...)), '
                     "it cannot be computed generically. Leave it out of the names to compute."
                 )
+            metric = cls(metric_config(self.suite_config, name))  # the spec's metrics.config.<name>, if set
             try:
-                result = cls().compute(inputs)
+                result = metric.compute(inputs)
             except Exception as e:
                 where = f'metric "{name}" failed on {type(inputs).__name__}'
                 raise MetricComputeError(f"{where}: {type(e).__name__}: {e}") from e

@@ -352,6 +352,13 @@ def get_registries(plugins_dirs: Sequence[Path] = ()) -> Registries:
     return _CACHED
 
 
+def current_registries() -> Registries:
+    """The process-wide registries as last built (with whatever ``plugins_dirs`` the run gave), or the
+    default ones when none were built yet: for code below the runner that is handed no registries
+    (e.g. opening a dataset by name) and must see the plugins the run loaded."""
+    return _CACHED if _CACHED is not None else get_registries()
+
+
 def reset() -> None:
     """Forget the process-wide registries (tests, or after installing a plugin)."""
     global _CACHED, _CACHED_DIRS

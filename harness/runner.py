@@ -17,7 +17,7 @@ from harness.datasets.ref import dataset_identities, dataset_problems, key_dump
 from harness.errors import SpecError
 from harness.evaluation.folders import task_dirs_identity
 from harness.executors.base import RunSummary
-from harness.metric_selection import selection_problems
+from harness.metric_selection import configured_metrics, resolve_selection
 from harness.plugins import Registries
 from harness.protocols import Plugin, ReportedMetric, Suite
 from harness.results import CellKey, RunRecord
@@ -123,12 +123,14 @@ def plan(spec: RunSpec, registries: Registries) -> list[PlannedCell]:
         data_problems = dataset_problems(suite_cfg, registries, at=f"suites[{i}].config.")
         if data_problems:
             raise SpecError("\n".join(data_problems))
-        suite_data = dataset_identities(suite_cfg, registries, prefix="suite.")
-        suite_dump = key_dump(suite_cfg)
-        task_dirs = task_dirs_identity(suite_cfg, at=f"suites[{i}].config")
-        selection = selection_problems(suite_cfg, registries, f"suites[{i}].config")
+        suite_cfg, selection = resolve_selection(suite_cfg, registries, f"suites[{i}].config", suite_cls)
         if selection:
             raise SpecError("\n".join(selection))
+        suite_data = dataset_identities(suite_cfg, registries, prefix="suite.")
+        for metric, mcfg_ in configured_metrics(suite_cfg, registries).items():  # e.g. sae_ravel's data
+            suite_data.update(dataset_identities(mcfg_, registries, prefix=f"suite.metrics.{metric}."))
+        suite_dump = key_dump(suite_cfg)
+        task_dirs = task_dirs_identity(suite_cfg, at=f"suites[{i}].config")
         for metric in suite_cls.metrics:
             if metric not in registries.metrics:
                 raise SpecError(

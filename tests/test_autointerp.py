@@ -174,6 +174,39 @@ def test_openai_judge_errors(zoo_inputs, endpoint, monkeypatch):
         AutoInterp({"judge": "openai", "openai": {"base_url": endpoint, "api_key_env": None}}).compute(inputs)
 
 
+def test_a_spec_chooses_the_openai_judge_of_the_sae_suite(endpoint, monkeypatch, tmp_path):
+    """suites[].config.metrics.config.sae_autointerp picks the judge; the record shows it, never the API key."""
+    pytest.importorskip("openai", reason="the openai client is in the autointerp and test extras")
+    from harness.config import RunSpec
+    from harness.runner import execute, plan
+    from harness.store import Store
+    from harness.testing import registries_with
+
+    monkeypatch.setenv("TEST_JUDGE_KEY", "sk-do-not-record")
+    judge = {"judge": "openai", "n_latents": 2, "min_firings": 2,
+             "openai": {"base_url": endpoint, "model": "judge-1", "api_key_env": "TEST_JUDGE_KEY"}}
+    cfg = {"hook_point": "blocks.0.hook_resid_post", "train_tokens": 2048, "epochs": 1, "batch_size": 256,
+           "eval_tokens": 512, "sweep_values": [], "probing": False, "absorption": False, "scr_tpp": False,
+           "tsne": False, "bootstrap": 0, "capability_tasks": [],
+           "metrics": {"include": ["sae_autointerp"], "config": {"sae_autointerp": judge}}}
+    spec = RunSpec(suites=[{"name": "sae", "config": cfg}], methods=[{"name": "topk", "config": {"k": 8}}],
+                   models=["zoo:zoo-32"], seeds=[0], output_dir=tmp_path)
+    regs = registries_with(builtins=True)
+    cells = plan(spec, regs)
+    store = Store(tmp_path)
+    assert execute(cells, store, regs, device="cpu", progress=False).done == 1
+    rec = store.get("sae", cells[0].key)
+    assert rec.status == "ok", rec.error
+    shown = rec.cell.suite_config["metrics"]["config"]["sae_autointerp"]
+    assert shown["judge"] == "openai" and shown["openai"]["base_url"] == endpoint
+    assert shown["openai"]["model"] == "judge-1" and shown["openai"]["api_key_env"] == "TEST_JUDGE_KEY"
+    reqs = _Endpoint.requests
+    assert reqs and all(r["auth"] == "Bearer sk-do-not-record" and r["body"]["model"] == "judge-1" for r in reqs)
+    assert {"sae_autointerp[autointerp_bal_acc]", "sae_autointerp[autointerp_acc]"} <= {m.column for m in rec.output.metrics}
+    record_files = list((tmp_path / "records").rglob("*.json"))
+    assert record_files and not any("sk-do-not-record" in f.read_text() for f in record_files)
+
+
 def test_config_errors_name_the_field():
     with pytest.raises(Exception, match="hf_chat.model"):
         AutoInterp({"judge": "hf_chat"})

@@ -162,6 +162,87 @@ def test_unknown_dataset_and_wrong_role(regs):
     assert 'provides qa, not "corpus"' in msg
 
 
+# --------------------------------------------------------------------------- entity attributes (RAVEL)
+TEMPLATES = {"country": ["%s is a city in the country of", "%s lies in"], "continent": ["%s is on the continent of"]}
+CITIES = [{"entity": "Paris", "attributes": {"country": "France", "continent": "Europe"}},
+          {"entity": "Lagos", "attributes": {"country": "Nigeria", "continent": "Africa", "river": "Ogun"}},
+          {"entity": "Lima", "attributes": {"country": "Peru"}}]
+
+
+def test_world_entity_attributes_are_its_relations(regs):
+    from harness.datasets import EntityAttributes
+    from harness.zoo import World
+
+    w = World(seed=0)
+    ea = open_role("world", "entity_attributes", regs)
+    assert isinstance(ea, EntityAttributes) and ea.attributes == ["country", "profession", "colour"]
+    assert ea.templates()["country"] == ["%s is a city in"]
+    ents = ea.entities()
+    assert [(e.entity, e.value(f.relation), e.split) for e, f in zip(ents, w.facts)] == \
+        [(f.entity, f.answer, f.split) for f in w.facts]
+    assert ea.templates()[w.facts[0].relation][0].replace("%s", w.facts[0].entity) == w.facts[0].prompt
+
+
+def test_local_entity_attributes_jsonl_csv_and_hf(tmp_path, regs):
+    import csv
+
+    ea = open_role(_local(_jsonl(tmp_path / "cities.jsonl", CITIES), templates=TEMPLATES), "entity_attributes", regs)
+    assert ea.attributes == ["country", "continent"] and ea.templates() == TEMPLATES
+    ents = ea.entities()
+    assert [e.entity for e in ents] == ["Paris", "Lagos", "Lima"]
+    assert ents[1].values == (("country", "Nigeria"), ("continent", "Africa"))  # attributes without templates: unused
+    assert ents[2].value("continent") is None and ents[2].value("country") == "Peru"
+    flat = tmp_path / "cities.csv"
+    with flat.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, ["city", "country", "continent"])
+        w.writeheader()
+        w.writerows([{"city": "Paris", "country": "France", "continent": "Europe"},
+                     {"city": "Lima", "country": "Peru", "continent": ""}])
+    ref = _local(flat, entity_column="city", attribute_columns=["country", "continent"], templates=TEMPLATES)
+    assert dataset_problems(_EntCfg(data=ref), regs) == []
+    assert [(e.entity, e.values) for e in open_role(ref, "entity_attributes", regs).entities()] == \
+        [("Paris", (("country", "France"), ("continent", "Europe"))), ("Lima", (("country", "Peru"),))]
+    cell = tmp_path / "json_cell.csv"  # SAEBench's mapping as JSON in one csv column
+    cell.write_text('entity,attributes\nParis,"{""country"": ""France""}"\n')
+    assert open_role(_local(cell, templates=TEMPLATES), "entity_attributes", regs).entities()[0].values == \
+        (("country", "France"),)
+    hf = {"dataset": "hf", "config": {"path": "json", "data_files": str(tmp_path / "cities.jsonl"),
+                                      "streaming": False, "templates": TEMPLATES}}
+    assert [e.entity for e in open_role(hf, "entity_attributes", regs).entities()] == ["Paris", "Lagos", "Lima"]
+
+
+class _EntCfg(PluginConfig):
+    data: DatasetRef = dataset_field("entity_attributes", "Entities.")
+
+
+def test_bad_entity_attribute_data_names_the_field(tmp_path, regs):
+    path = _jsonl(tmp_path / "cities.jsonl", CITIES)
+    probs = dataset_problems(_EntCfg(data=_local(path)), regs)
+    assert len(probs) == 1 and probs[0].startswith("data: config.templates is not set")
+    probs = dataset_problems(_EntCfg(data=_local(path, templates={"country": ["%s in %s"], "continent": []})), regs)
+    assert any("config.templates.country[0]: '%s in %s' holds '%s' 2 times, not once" in p for p in probs)
+    assert any("config.templates.continent: no template" in p for p in probs)
+    probs = dataset_problems(_EntCfg(data=_local(path, templates=TEMPLATES, entity_column="city")), regs)
+    assert any('column "city" (entity_column) not found' in p for p in probs)
+    scalar = _jsonl(tmp_path / "scalar.jsonl", [{"entity": "Paris", "attributes": "France"}])
+    with pytest.raises(HarnessError, match="attributes_column.*not a mapping attribute -> value"):
+        open_role(_local(scalar, templates=TEMPLATES), "entity_attributes", regs).entities()
+    other = _jsonl(tmp_path / "other.jsonl", [{"entity": "Paris", "attributes": {"size": "big"}}])
+    with pytest.raises(HarnessError, match="no entity has a value of the templates' attributes"):
+        open_role(_local(other, templates=TEMPLATES), "entity_attributes", regs).entities()
+
+
+def test_new_column_fields_keep_the_identity_of_existing_local_data(tmp_path, regs):
+    """The entity_attributes fields of the local / hf column mapping are key-neutral: a local corpus keys as before."""
+    from harness.datasets.ref import open_dataset
+
+    path = _jsonl(tmp_path / "c.jsonl", [{"text": "hello"}])
+    ident = open_dataset(DatasetRef.model_validate(_local(path)), regs).identity()
+    assert not {"entity_column", "attributes_column", "attribute_columns", "templates"} & set(ident["config"])
+    with_t = open_dataset(DatasetRef.model_validate(_local(path, templates=TEMPLATES)), regs).identity()
+    assert with_t["config"]["templates"] == TEMPLATES
+
+
 def test_hf_offline_names_the_way_to_allow_network(monkeypatch, regs, tmp_path):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -256,6 +337,10 @@ def test_harness_datasets_lists_providers_presets_and_suite_fields(capsys):
     assert main(["datasets", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {"world", "local", "hf"} <= {d["name"] for d in doc["datasets"]}
+    # metric data fields (set through suites[].config.metrics.config); the scaling suite's own metric is not one
+    assert doc["metric_fields"] == [{"metric": "sae_ravel", "field": "data", "role": "entity_attributes",
+                                     "default": "world"}]
+    assert "entity_attributes" in next(d for d in doc["datasets"] if d["name"] == "local")["roles"]
 
 
 def test_the_readme_dataset_plugin_registers_and_opens(tmp_path):

@@ -147,3 +147,99 @@ def test_ravel_metric_on_zoo_and_nothing_elsewhere(zoo32):
     assert Ravel().compute(SAEInputs(sae=inputs.sae, activations=None, model=foreign, hook_point="x")) == []
     with pytest.raises(ValueError, match="k: 999"):
         Ravel({"k": 999}).compute(inputs)
+
+
+# --------------------------------------------------------------------------- RAVEL on a user's entity / attribute data
+def _write_jsonl(path, rows):
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_ravel_on_local_data_equals_the_world_it_restates(zoo32, tmp_path):
+    """The world's frequent and medium facts written as a local SAEBench-style file (entity, attributes,
+    templates) give exactly the world's numbers: the local path reads the same items."""
+    from harness.zoo import World
+
+    w = World(seed=0)
+    rows = [{"entity": f.entity, "attributes": {f.relation: f.answer}} for s in ("frequent", "medium")
+            for f in w.facts_by_split(s)]
+    templates = {r.name: [r.prompt.replace("{e}", "%s")] for r in w.relations.values()}
+    data = {"dataset": "local", "config": {"path": _write_jsonl(tmp_path / "world.jsonl", rows), "templates": templates}}
+    inputs = SAEInputs(sae=_Signs(zoo32.d_model), activations=None, model=zoo32, hook_point="blocks.0.hook_resid_pre")
+    cfg = {"max_entities": 40, "n_pairs": 16, "k": 4}
+    world = [(v.key, v.value, v.n) for v in Ravel(cfg).compute(inputs)]
+    local = [(v.key, v.value, v.n) for v in Ravel({**cfg, "data": data}).compute(inputs)]
+    assert len(world) == 3 and local == world
+    two = [(v.key, v.n) for v in Ravel({**cfg, "data": data, "attributes": ["country", "colour"]}).compute(inputs)]
+    assert two[0][1] < world[0][2]  # fewer attributes, fewer cause pairs
+    with pytest.raises(ValueError, match=r'attributes: colur not in the data.*Did you mean "colour"'):
+        Ravel({**cfg, "data": data, "attributes": ["country", "colur"]}).compute(inputs)
+    with pytest.raises(ValueError, match="world seed 3, but the model was trained on world 0"):
+        Ravel({**cfg, "data": {"dataset": "world", "config": {"seed": 3}}}).compute(inputs)
+
+
+@pytest.fixture(scope="module")
+def pythia_random(tmp_path_factory):
+    """A random-initialised model of Pythia-70M's shape with its real tokenizer (skipped when absent)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _hf_configs import PYTHIA_SHAPE_DIR
+
+    if not (PYTHIA_SHAPE_DIR / "config.json").is_file():
+        pytest.skip("../shared/data/pythia-70m-shape is absent")
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from harness.models import load_model
+
+    folder = tmp_path_factory.mktemp("pythia-70m-shape-ravel")
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(PYTHIA_SHAPE_DIR)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(PYTHIA_SHAPE_DIR).save_pretrained(folder)
+    return load_model(str(folder))
+
+
+NAMES = ("Alice Bob Carol David Erin Frank Grace Henry Irene Jack Karen Leo Maria Nina Oscar Paul Rosa Sam Tina Victor "
+         "Wendy Adam Anna Ben Chris Dan Emma Eric Fred George Helen Ian James John Kate Laura Mark Mary Mike Peter "
+         "Ryan Sarah Steve Tom").split()
+PY_TEMPLATES = {"city": ["%s lives in the city of"], "job": ["%s works as a"]}
+
+
+def _greedy_values(loaded, names, templates):
+    """Each entity's value of each attribute = the random model's own greedy answer (so every item is known).
+    ``names`` are single tokens, so one template's prompts have one length: one batch, no padding."""
+    tok = loaded.tokenizer
+    values = {n: {} for n in names}
+    for attr, (template,) in templates.items():
+        ids = [[tok.bos_token_id] + tok(template.replace("%s", n), add_special_tokens=False)["input_ids"] for n in names]
+        with torch.no_grad():
+            greedy = loaded.model(input_ids=torch.tensor(ids)).logits[:, -1].argmax(-1).tolist()
+        for n, g in zip(names, greedy):
+            value = tok.decode([g]).strip()
+            if value and tok(" " + value, add_special_tokens=False)["input_ids"][:1] == [g]:
+                values[n][attr] = value
+    return [{"entity": n, "attributes": v} for n, v in values.items()]
+
+
+def test_ravel_on_a_local_file_with_a_pythia_shaped_model(pythia_random, tmp_path):
+    """Several attributes of the same entities (SAEBench's schema) from a local jsonl. At the embeddings
+    (blocks.0.hook_resid_pre) of single-token entities, transplanting every latent of an exact dictionary
+    turns the base prompt into the source's: cause 1, isolation 0. A few latents move less."""
+    tok = pythia_random.tokenizer
+    names = [n for n in NAMES if len(tok(n, add_special_tokens=False)["input_ids"]) == 1]
+    rows = _greedy_values(pythia_random, names, PY_TEMPLATES)
+    path = _write_jsonl(tmp_path / "people.jsonl", rows)
+    data = {"dataset": "local", "config": {"path": path, "templates": PY_TEMPLATES}}
+    sae = _Signs(pythia_random.d_model)
+    inputs = SAEInputs(sae=sae, activations=None, model=pythia_random, hook_point="blocks.0.hook_resid_pre")
+    every = {v.key: v for v in Ravel({"data": data, "k": 2 * pythia_random.d_model, "n_pairs": 16,
+                                      "max_entities": 64}).compute(inputs)}
+    assert set(every) == {"ravel_cause", "ravel_isolation", "ravel_score"}
+    assert every["ravel_cause"].value == 1.0 and every["ravel_isolation"].value == 0.0
+    assert every["ravel_cause"].n > 0 and every["ravel_isolation"].n > 0
+    few = {v.key: v.value for v in Ravel({"data": data, "k": 4, "n_pairs": 16, "max_entities": 64}).compute(inputs)}
+    assert few["ravel_cause"] < 1.0 and few["ravel_isolation"] > 0.0
+    assert Ravel({"k": 4}).compute(inputs) == []  # world data (the default) on a non-zoo model: no number

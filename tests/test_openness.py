@@ -190,7 +190,9 @@ def test_extra_metric_flag_points_at_the_suite_selection(third_party, capsys):
 
 
 def test_suite_configs_without_selection_keep_their_record_keys():
-    """``metrics`` is left out of a suite config's dump while unset: old record keys stay valid."""
+    """``metrics`` (and its ``config`` while empty) is left out of a suite config's key dump while unset: old
+    record keys stay valid."""
+    from harness.config import key_dump
     from harness.metric_selection import SelectsMetrics
     from harness.testing import registries_with
 
@@ -198,8 +200,10 @@ def test_suite_configs_without_selection_keep_their_record_keys():
     for name in ("sae", "unlearning", "hallucination", "hallucination_detection"):
         cfg_cls = regs.suites.get(name).Config
         assert issubclass(cfg_cls, SelectsMetrics), name
-        assert "metrics" not in cfg_cls().model_dump(mode="json")
-        assert cfg_cls(metrics={"exclude": []}).model_dump(mode="json")["metrics"] == {"include": None, "exclude": []}
+        assert "metrics" not in key_dump(cfg_cls())
+        assert key_dump(cfg_cls(metrics={"exclude": []}))["metrics"] == {"include": None, "exclude": []}
+        with_config = key_dump(cfg_cls(metrics={"exclude": [], "config": {"m": {"a": 1}}}))
+        assert with_config["metrics"]["config"] == {"m": {"a": 1}}
 
 
 def _unit_rows(w: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,10 @@ Roles (:mod:`harness.datasets.roles`), each a small contract:
   ``labels`` (fixed order), ``name`` (the class set's name on boards), ``has_spurious``;
 * ``"qa"`` -> :class:`QASet`: ``items()`` gives :class:`QAItem` (``question``, ``answers``, ``tag``);
 * ``"sequences"`` -> :class:`SequenceSet`: ``items()`` gives :class:`SequenceItem`
-  (``text`` or ``tokens``, ``label``).
+  (``text`` or ``tokens``, ``label``);
+* ``"entity_attributes"`` -> :class:`EntityAttributes`: ``templates()`` (attribute -> prompt
+  templates with ``%s`` for the entity) and ``entities()`` giving :class:`EntityItem`
+  (``entity``, ``values``, ``split``): RAVEL's data, for ``sae_ravel``.
 
 Providers (plugin kind ``dataset``, hook ``register_datasets``, base :class:`Dataset`):
 ``world`` (every role; the default), ``local`` (jsonl, json, csv, parquet, txt with a column
@@ -38,6 +41,8 @@ from harness.datasets.ref import (
 )
 from harness.datasets.roles import (
     ROLES,
+    EntityAttributes,
+    EntityItem,
     LabelledExample,
     LabelledText,
     QAItem,
@@ -51,6 +56,8 @@ __all__ = [
     "ROLES",
     "Dataset",
     "DatasetRef",
+    "EntityAttributes",
+    "EntityItem",
     "LabelledExample",
     "LabelledText",
     "QAItem",

@@ -19,7 +19,7 @@ class Dataset(Plugin):
     """A data provider. Subclasses set ``roles`` and implement :meth:`open`."""
 
     kind: ClassVar[Kind] = "dataset"
-    #: The roles this provider can open ("corpus", "labelled", "qa", "sequences").
+    #: The roles this provider can open ("corpus", "labelled", "qa", "sequences", "entity_attributes").
     roles: ClassVar[tuple[str, ...]] = ()
     #: True when opening may need the network (a hub data set): a run using it does not switch
     #: the Hugging Face libraries to offline mode.
@@ -33,7 +33,9 @@ class Dataset(Plugin):
     def identity(self) -> dict[str, Any]:
         """What identifies the data (provider, path, revision, content hash): enters the cell key
         and the provenance. The default is the name and the validated config."""
-        return {"dataset": self.name, "config": self.config.model_dump(mode="json")}
+        from harness.config import key_dump
+
+        return {"dataset": self.name, "config": key_dump(self.config)}
 
     def problems(self, role: str) -> list[str]:
         """Cheap plan-time checks (a file exists, its columns are there); one line per problem,

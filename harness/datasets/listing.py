@@ -35,12 +35,34 @@ def suite_field_rows(registries: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def metric_field_rows(registries: Any) -> list[dict[str, Any]]:
+    """One row per data field of the config of every metric a suite's ``metrics.config`` can configure (a
+    computed metric of the scope of a suite that selects metrics)."""
+    from harness.metric_selection import SelectsMetrics
+    from harness.protocols import ReportedMetric
+
+    scopes = {e.obj.Config.metric_scope for e in registries.suites.entries() if issubclass(e.obj.Config, SelectsMetrics)}
+    rows = []
+    for entry in registries.metrics.entries():
+        if entry.obj.scope not in scopes or issubclass(entry.obj, ReportedMetric):
+            continue
+        try:
+            cfg = entry.obj.Config()
+        except Exception:  # noqa: BLE001 - a metric whose config has required fields
+            continue
+        for field, role, refs in dataset_fields(cfg):
+            rows.append({"metric": entry.name, "field": field, "role": role,
+                         "default": ", ".join(str(r) for _p, r in refs) or "[]"})
+    return rows
+
+
 def print_datasets(registries: Any, as_json: bool) -> int:
     from tabulate import tabulate
 
-    rows, fields = dataset_rows(registries), suite_field_rows(registries)
+    rows, fields, metric_fields = dataset_rows(registries), suite_field_rows(registries), metric_field_rows(registries)
     if as_json:
-        print(json.dumps({"datasets": rows, "suite_fields": fields}, indent=2, default=str))
+        print(json.dumps({"datasets": rows, "suite_fields": fields, "metric_fields": metric_fields}, indent=2,
+                         default=str))
         return 0
     if not rows:
         print("No datasets registered (is the built-in entry point `datasets` disabled? "
@@ -52,4 +74,8 @@ def print_datasets(registries: Any, as_json: bool) -> int:
         print("\nData fields of the suites (set them in a spec: suites[].config.<field>):")
         print(tabulate([[f["suite"], f["field"], f["role"], f["default"]] for f in fields],
                        headers=["suite", "field", "role", "default"]))
+    if metric_fields:
+        print("\nData fields of the metrics (set them in a spec: suites[].config.metrics.config.<metric>.<field>):")
+        print(tabulate([[f["metric"], f["field"], f["role"], f["default"]] for f in metric_fields],
+                       headers=["metric", "field", "role", "default"]))
     return 0

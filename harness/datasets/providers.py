@@ -16,9 +16,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from harness.config import PluginConfig
+from harness.config import PluginConfig, key_dump
 from harness.datasets.base import Dataset
 from harness.datasets.roles import (
+    ENTITY_SLOT,
+    EntityAttributes,
+    EntityItem,
     LabelledExample,
     LabelledText,
     QAItem,
@@ -28,7 +31,7 @@ from harness.datasets.roles import (
     Split,
     TextCorpus,
 )
-from harness.datasets.tabular import Columns, get_path, open_rows
+from harness.datasets.tabular import Columns, get_path, open_rows, template_problems
 from harness.errors import HarnessError
 
 # --------------------------------------------------------------------------- world
@@ -83,11 +86,26 @@ class WorldSequences(_WorldRole, SequenceSet):
                 + [SequenceItem(text=c.text, label="control") for c in self.world.controls])
 
 
+class WorldEntityAttributes(_WorldRole, EntityAttributes):
+    """The world's relations as RAVEL attributes: each entity (city, person, element) has the value of its
+    type's one relation (country, profession, colour), its canonical prompt is the template, and its tag
+    is its fact split; entities in the world's fact order (Zipf rank, then the held-out ones)."""
+
+    name = "world"
+
+    def templates(self) -> dict[str, list[str]]:
+        return {r.name: [r.prompt.replace("{e}", ENTITY_SLOT)] for r in self.world.relations.values()}
+
+    def entities(self) -> list[EntityItem]:
+        return [EntityItem(f.entity, ((f.relation, f.answer),), f.split) for f in self.world.facts]
+
+
 class WorldDataset(Dataset):
     name = "world"
     description = ("The embedded generated world (harness.zoo.World): its document stream, probing class sets, "
-                   "facts as questions, canaries and controls. The default of every suite.")
-    roles = ("corpus", "labelled", "qa", "sequences")
+                   "facts as questions, canaries and controls, relations as entity attributes. The default of every "
+                   "suite.")
+    roles = ("corpus", "labelled", "qa", "sequences", "entity_attributes")
 
     class Config(PluginConfig):
         seed: int = Field(0, ge=0, description="World seed (the zoo is trained on world 0).")
@@ -107,12 +125,14 @@ class WorldDataset(Dataset):
             return WorldLabelled(self.world, self.config.class_set)
         if role == "qa":
             return WorldQA(self.world)
+        if role == "entity_attributes":
+            return WorldEntityAttributes(self.world)
         return WorldSequences(self.world)
 
     def identity(self) -> dict[str, Any]:
         from harness.zoo.world import WORLD_VERSION
 
-        return {"dataset": "world", "world_version": WORLD_VERSION, "config": self.config.model_dump(mode="json")}
+        return {"dataset": "world", "world_version": WORLD_VERSION, "config": key_dump(self.config)}
 
     def describe(self) -> str:
         return f"world(seed={self.config.seed})"
@@ -183,7 +203,7 @@ def file_sha256(path: Path) -> str:
 class LocalDataset(Dataset):
     name = "local"
     description = "A local file (jsonl, json, csv, parquet or txt: one document per line) with a column mapping."
-    roles = ("corpus", "labelled", "qa", "sequences")
+    roles = ("corpus", "labelled", "qa", "sequences", "entity_attributes")
 
     class Config(Columns):
         path: str = Field(description="The file (relative to the working directory, or absolute).")
@@ -208,7 +228,7 @@ class LocalDataset(Dataset):
                          has_test=self.config.test_path is not None)
 
     def problems(self, role: str) -> list[str]:
-        out = []
+        out = template_problems(self.config) if role == "entity_attributes" else []
         for field in ("path", "test_path") if self.config.test_path else ("path",):
             path = self._file(field)
             if not path.is_file():
@@ -234,7 +254,7 @@ class LocalDataset(Dataset):
         return out
 
     def identity(self) -> dict[str, Any]:
-        cfg = self.config.model_dump(mode="json", exclude={"path", "test_path"})
+        cfg = {k: v for k, v in key_dump(self.config).items() if k not in ("path", "test_path")}
         out: dict[str, Any] = {"dataset": "local", "file": Path(self.config.path).name, "config": cfg}
         for field in ("path", "test_path"):
             if getattr(self.config, field) and self._file(field).is_file():
@@ -255,6 +275,11 @@ def _columns_for(role: str, cols: Columns) -> list[tuple[str, str]]:
     if role == "qa":
         out = [("question_column", cols.question_column), ("answers_column", cols.answers_column)]
         return out + ([("tag_column", cols.tag_column)] if cols.tag_column else [])
+    if role == "entity_attributes":
+        out = [("entity_column", cols.entity_column)]
+        out += ([("attribute_columns", c) for c in cols.attribute_columns] if cols.attribute_columns
+                else [("attributes_column", cols.attributes_column)])
+        return out
     out = [("tokens_column", cols.tokens_column)] if cols.tokens_column else [("text_column", cols.text_column)]
     return out + ([("sequence_label_column", cols.sequence_label_column)] if cols.sequence_label_column else [])
 
@@ -284,7 +309,7 @@ def network_hint() -> str:
 class HFDataset(Dataset):
     name = "hf"
     description = "A Hugging Face data set through datasets.load_dataset (path, config name, split, pinned revision)."
-    roles = ("corpus", "labelled", "qa", "sequences")
+    roles = ("corpus", "labelled", "qa", "sequences", "entity_attributes")
     network = True
 
     class Config(Columns):
@@ -346,20 +371,21 @@ class HFDataset(Dataset):
         """Offline mode and not in the local cache: say so at plan time (no download is tried)."""
         from harness.network import offline_vars_set
 
+        out = template_problems(self.config) if role == "entity_attributes" else []
         if not {"HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"} & set(offline_vars_set()) or Path(self.config.path).exists():
-            return []
+            return out
         try:
             import datasets
 
             datasets.load_dataset_builder(self.config.path, self.config.name, revision=self.config.revision,
                                           data_files=self.config.data_files)
         except Exception as e:  # noqa: BLE001
-            return [f"hf dataset {self.config.path} is not in the local Hugging Face cache and offline mode is on "
+            return out + [f"hf dataset {self.config.path} is not in the local Hugging Face cache and offline mode is on "
                     f"({type(e).__name__}). {network_hint()}"]
-        return []
+        return out
 
     def identity(self) -> dict[str, Any]:
-        return {"dataset": "hf", "config": self.config.model_dump(mode="json")}
+        return {"dataset": "hf", "config": key_dump(self.config)}
 
     def describe(self) -> str:
         return self.config.path.rpartition("/")[2] + (f"/{self.config.name}" if self.config.name else "")

@@ -9,7 +9,8 @@ Its value is ``{"dataset": "<registered name>", "config": {...}}`` or just the n
 
 * checks every such field at plan time (:func:`dataset_problems`): the name is registered, it
   provides the role, its config is valid, its files exist and have the columns;
-* leaves a field at its default out of the cell key's ``suite_config`` (:func:`key_dump`), so
+* leaves a field at its default out of the cell key's ``suite_config`` (:func:`key_dump`, the
+  core's one mechanism for that: a data field is :func:`harness.config.key_neutral`), so
   adding a data field does not change existing keys, and puts the identity of every other
   (provider, path, revision, content hash) into the key's ``datasets`` (:func:`dataset_identities`);
 * opens it in a cell: ``cell.data(cfg.corpus, "corpus")`` or :func:`open_role`.
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from harness.config import key_dump, key_neutral
 from harness.errors import HarnessError, SpecError, did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,14 +74,14 @@ def dataset_field(role: str, description: str, default: Any = None) -> Any:
     from harness.datasets.roles import role_class
 
     role_class(role)
+    extra = key_neutral({_ROLE_KEY: role})  # at its default (the world) a data field stays out of the key
     if default is None:
         default = DatasetRef()
     if isinstance(default, list):
         refs = [DatasetRef.model_validate(d) for d in default]
-        return Field(default_factory=lambda: list(refs), description=description,
-                     json_schema_extra={_ROLE_KEY: role})
+        return Field(default_factory=lambda: list(refs), description=description, json_schema_extra=extra)
     ref = DatasetRef.model_validate(default)
-    return Field(ref, description=description, json_schema_extra={_ROLE_KEY: role})
+    return Field(ref, description=description, json_schema_extra=extra)
 
 
 def _field_role(info: Any) -> str | None:
@@ -104,15 +106,6 @@ def _default(config: BaseModel, name: str) -> Any:
     return type(config).model_fields[name].get_default(call_default_factory=True)
 
 
-def key_dump(config: BaseModel) -> dict[str, Any]:
-    """``config.model_dump(mode="json")`` without the data fields that are at their default."""
-    data = config.model_dump(mode="json")
-    for name, _role, _refs in dataset_fields(config):
-        if getattr(config, name) == _default(config, name):
-            data.pop(name, None)
-    return data
-
-
 def is_world(ref: DatasetRef) -> bool:
     """True when ``ref`` is the embedded generated world (any config)."""
     return ref.dataset == "world"
@@ -121,9 +114,9 @@ def is_world(ref: DatasetRef) -> bool:
 def _registries(registries: Registries | None) -> Registries:
     if registries is not None:
         return registries
-    from harness import plugins
+    from harness.plugins import current_registries
 
-    return plugins._CACHED if plugins._CACHED is not None else plugins.get_registries()
+    return current_registries()
 
 
 def dataset_class(name: str, registries: Registries | None = None) -> type[Dataset]:

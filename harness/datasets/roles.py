@@ -1,4 +1,4 @@
-"""The four data roles a suite can ask for, each a small contract, and their items.
+"""The data roles a suite (or metric) can ask for, each a small contract, and their items.
 
 * :class:`TextCorpus` - documents, streamed (SAE training and evaluation, harvesting,
   layer-wise effective features, held-out loss, retain perplexity, fine-tuning text);
@@ -8,7 +8,10 @@
 * :class:`QASet` - question, answer aliases and an optional tag (a split or familiarity
   level), as INSIDE uses TriviaQA, CoQA, Natural Questions and SQuAD;
 * :class:`SequenceSet` - token or text sequences to label by k-extractability (Pile
-  memorisation sets), with an optional given label.
+  memorisation sets), with an optional given label;
+* :class:`EntityAttributes` - entities with a value per attribute and prompt templates per
+  attribute (RAVEL's schema as SAEBench ships it: ``entity_attributes`` + ``attribute_to_prompts``),
+  for the ``sae_ravel`` metric.
 
 A dataset plugin (:class:`harness.datasets.Dataset`) returns one object per role it
 provides; suites only see these contracts. Only the standard library is imported here.
@@ -25,6 +28,8 @@ Split = Literal["train", "test"]
 
 __all__ = [
     "ROLES",
+    "EntityAttributes",
+    "EntityItem",
     "LabelledExample",
     "LabelledText",
     "QAItem",
@@ -62,6 +67,24 @@ class SequenceItem:
     text: str | None = None
     tokens: tuple[int, ...] | None = None
     label: str | None = None
+
+
+@dataclass(frozen=True)
+class EntityItem:
+    """One entity and its attribute values (``(attribute, value)`` pairs; an entity may lack some
+    attributes); ``split`` is the data's own split or frequency tag (the world's fact split), or None."""
+
+    entity: str
+    values: tuple[tuple[str, str], ...]
+    split: str | None = None
+
+    def value(self, attribute: str) -> str | None:
+        """The entity's value of ``attribute`` (None = it has none)."""
+        return dict(self.values).get(attribute)
+
+
+#: Where the entity goes in a prompt template (SAEBench's RAVEL templates: ``"%s is a city in the country of"``).
+ENTITY_SLOT = "%s"
 
 
 class TextCorpus(ABC):
@@ -117,8 +140,32 @@ class SequenceSet(ABC):
         """Every sequence, in a fixed order."""
 
 
+class EntityAttributes(ABC):
+    """Entities with attribute values, and prompt templates per attribute (RAVEL): a template holds
+    :data:`ENTITY_SLOT` (``%s``) once, where the entity goes; the value is expected to follow the
+    prompt after a space (``"Paris is a city in the country of"`` -> ``" France"``)."""
+
+    role = "entity_attributes"
+    #: The data set's name shown on boards.
+    name: str
+
+    @abstractmethod
+    def templates(self) -> dict[str, list[str]]:
+        """Attribute -> its prompt templates (at least one each), attributes in a fixed order."""
+
+    @abstractmethod
+    def entities(self) -> list[EntityItem]:
+        """Every entity, in a fixed order."""
+
+    @property
+    def attributes(self) -> list[str]:
+        """The attributes with templates, in order."""
+        return list(self.templates())
+
+
 #: role name -> its contract
-ROLES: dict[str, type] = {"corpus": TextCorpus, "labelled": LabelledText, "qa": QASet, "sequences": SequenceSet}
+ROLES: dict[str, type] = {"corpus": TextCorpus, "labelled": LabelledText, "qa": QASet, "sequences": SequenceSet,
+                          "entity_attributes": EntityAttributes}
 
 
 def role_class(role: str) -> type:

@@ -1,4 +1,4 @@
-"""Rows with named columns -> the four roles: the shared half of the ``local`` and ``hf`` providers.
+"""Rows with named columns -> the data roles: the shared half of the ``local`` and ``hf`` providers.
 
 A provider supplies a function returning an iterator of row dicts (for a split) and a
 :class:`Columns` config saying which column is what; :func:`open_rows` returns the role
@@ -10,14 +10,18 @@ column field and the fix.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import Field
 
-from harness.config import PluginConfig
+from harness.config import PluginConfig, key_neutral
 from harness.datasets.roles import (
+    ENTITY_SLOT,
+    EntityAttributes,
+    EntityItem,
     LabelledExample,
     LabelledText,
     QAItem,
@@ -48,6 +52,22 @@ class Columns(PluginConfig):
     tokens_column: str | None = Field(None, description="Token ids of a sequence (instead of its text); None = "
                                                         "use text_column.")
     sequence_label_column: str | None = Field(None, description="Given label of a sequence (e.g. memorised / control).")
+    # entity_attributes role (RAVEL; added after the cell keys of local / hf data were fixed, so key-neutral)
+    entity_column: str = Field("entity", json_schema_extra=key_neutral(),
+                               description="entity_attributes role: the entity's name (e.g. a city).")
+    attributes_column: str = Field(
+        "attributes", json_schema_extra=key_neutral(),
+        description="entity_attributes role: a mapping attribute -> value per row (SAEBench's entity_attributes "
+        "JSON, one entity a row); unused when attribute_columns is set.")
+    attribute_columns: list[str] | None = Field(
+        None, json_schema_extra=key_neutral(),
+        description="entity_attributes role: flat columns holding the values, each named by its attribute (a csv); "
+        "None = read attributes_column.")
+    templates: dict[str, list[str]] | None = Field(
+        None, json_schema_extra=key_neutral(),
+        description="entity_attributes role (required there): attribute -> prompt templates, each with one '%s' "
+        "where the entity goes (SAEBench's attribute_to_prompts), e.g. {country: ['%s is a city in the country "
+        "of']}; the value follows the prompt after a space.")
     limit: int | None = Field(None, ge=1, description="Read at most this many rows; None = all.")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="LabelledText without a test split: this fraction of "
                                                               "the rows (a seeded split) is the test split.")
@@ -208,6 +228,64 @@ class RowsSequences(SequenceSet):
         return out
 
 
+def template_problems(cols: Columns) -> list[str]:
+    """Problems of ``cols.templates`` for the entity_attributes role (config only: no rows read)."""
+    t = cols.templates
+    if not t:
+        return ['config.templates is not set: the entity_attributes role needs prompt templates per attribute. Fix: '
+                "set templates: {attribute: ['%s is a city in the country of', ...], ...} (two attributes or more)."]
+    out = []
+    for attr, ts in t.items():
+        if not ts:
+            out.append(f"config.templates.{attr}: no template. Fix: give at least one prompt template.")
+        out.extend(f"config.templates.{attr}[{i}]: {tpl!r} holds '{ENTITY_SLOT}' {tpl.count(ENTITY_SLOT)} times, "
+                   f"not once. Fix: put one '{ENTITY_SLOT}' where the entity goes."
+                   for i, tpl in enumerate(ts) if tpl.count(ENTITY_SLOT) != 1)
+    return out
+
+
+class RowsEntityAttributes(EntityAttributes):
+    def __init__(self, rows: Rows, cols: Columns, where: str, name: str) -> None:
+        self._rows, self._cols, self._where, self.name = rows, cols, where, name
+
+    def templates(self) -> dict[str, list[str]]:
+        problems = template_problems(self._cols)
+        if problems:
+            raise HarnessError(f"{self._where}: {problems[0]}")
+        return {a: list(ts) for a, ts in (self._cols.templates or {}).items()}
+
+    def _values(self, row: dict[str, Any]) -> dict[str, Any]:
+        c = self._cols
+        if c.attribute_columns:
+            return {a: get_path(row, a, "attribute_columns", self._where) for a in c.attribute_columns}
+        values = get_path(row, c.attributes_column, "attributes_column", self._where)
+        if isinstance(values, str):
+            try:  # a csv cell holding SAEBench's JSON mapping
+                values = json.loads(values)
+            except ValueError:
+                pass
+        if not isinstance(values, dict):
+            raise HarnessError(f'{self._where}: column "{c.attributes_column}" (attributes_column) holds '
+                               f"{type(values).__name__}, not a mapping attribute -> value. Fix: write "
+                               '{"country": "France", ...} there, or set attribute_columns to the value columns.')
+        return values
+
+    def entities(self) -> list[EntityItem]:
+        c, attrs, out = self._cols, self.templates(), []
+        for row in _take(self._rows("train"), c.limit):
+            entity = get_path(row, c.entity_column, "entity_column", self._where)
+            if not isinstance(entity, str) or not entity.strip():
+                raise HarnessError(f'{self._where}: column "{c.entity_column}" (entity_column) holds {entity!r}, not '
+                                   "an entity name. Fix: point entity_column at the entities' names.")
+            values = self._values(row)
+            pairs = tuple((a, str(values[a])) for a in attrs if values.get(a) not in (None, ""))
+            out.append(EntityItem(entity, pairs))
+        if not any(e.values for e in out):
+            raise HarnessError(f"{self._where}: no entity has a value of the templates' attributes "
+                               f"({', '.join(attrs)}). Fix: name the attributes in templates as the data does.")
+        return out
+
+
 def open_rows(role: str, rows: Rows, cols: Columns, where: str, *, name: str, has_test: bool,
               label_names: Callable[[], list[str] | None] = lambda: None) -> Any:
     """The ``role`` object over ``rows``."""
@@ -219,4 +297,6 @@ def open_rows(role: str, rows: Rows, cols: Columns, where: str, *, name: str, ha
         return RowsQA(rows, cols, where)
     if role == "sequences":
         return RowsSequences(rows, cols, where)
+    if role == "entity_attributes":
+        return RowsEntityAttributes(rows, cols, where, name)
     raise HarnessError(f'Unknown data role "{role}".')

@@ -67,6 +67,7 @@ def registries_for(plugins: dict[str, Any]) -> Registries:
 def rebuild_cell(payload: dict[str, Any], registries: Registries) -> PlannedCell:
     """The :class:`PlannedCell` of a payload, re-validated against this worker's plugins."""
     from harness.config import ModelRef
+    from harness.config import key_dump
     from harness.errors import SpecError
     from harness.results import CellKey
     from harness.cell import PlannedCell
@@ -82,10 +83,10 @@ def rebuild_cell(payload: dict[str, Any], registries: Registries) -> PlannedCell
     problems = []
     if suite_cls.version != cell.suite_version:
         problems.append(f"suite version {suite_cls.version} != planned {cell.suite_version}")
-    if suite_cfg.model_dump(mode="json") != cell.suite_config:
+    if key_dump(suite_cfg) != cell.suite_config:
         problems.append("suite config differs once validated here")
     if method_cls is not None and (method_cls.kind != cell.method_kind
-                                   or method_cfg.model_dump(mode="json") != cell.method_config):
+                                   or key_dump(method_cfg) != cell.method_config):
         problems.append("method kind or config differs once validated here")
     plugins = registries.cell_plugins(suite_cls, method_cls, registries.model_sources.get(model_ref.source))
     if plugins != cell.plugins:

@@ -17,10 +17,10 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import Field, model_validator
 
 from harness import hookimpl
-from harness.config import PluginConfig
+from harness.config import PluginConfig, key_neutral
 from harness.datasets import DatasetRef, dataset_field
 from harness.evaluation.capability import CapabilityConfig
 from harness.metric_inputs import SAEInputs
@@ -42,12 +42,6 @@ PRESETS: dict[str, dict[str, Any]] = {
              "probe_train_examples": 1000, "probe_test_examples": 1000,
              "scr_tpp_train_examples": 1600, "scr_tpp_test_examples": 1600, "absorption_vocab_words": 8000},
 }  # fmt: skip
-
-#: Config fields added after the suite's cell keys were fixed: left out of the config's dump (and so of
-#: the cell key) while at their default, so the keys of existing results hold (data fields at their
-#: default are left out by the core, harness.datasets.key_dump).
-KEY_NEUTRAL_FIELDS = ("absorption_vocab_words",)
-
 
 class _Scalar(ReportedMetric):
     """Reported: the suite computes the value with :mod:`.core` in its shared evaluation pass
@@ -404,8 +398,8 @@ class SAEBenchSuite(Suite):
             True, description="Run feature absorption on first-letter spelling: the world's spelling words when the "
             "corpus is the world, otherwise the single-token alphabetic words of the model's tokenizer (SAEBench)."
         )
-        absorption_vocab_words: int | None = Field(
-            None, ge=8, description="Corpus other than the world: at most this many tokenizer words are spelled (a "
+        absorption_vocab_words: int | None = Field(  # added after the keys were fixed: out of the key at its default
+            None, ge=8, json_schema_extra=key_neutral(), description="Corpus other than the world: at most this many tokenizer words are spelled (a "
             "seeded sample); None = preset (2000 / 8000)."
         )
         absorption_template: str = Field(
@@ -456,19 +450,6 @@ class SAEBenchSuite(Suite):
                     "({dataset: world, config: {class_set: topic}})."
                 )
             return self
-
-        @model_serializer(mode="wrap")
-        def _omit_unset_selection(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
-            # overrides SelectsMetrics' serializer of the same name: drops `metrics` while unset, as it does,
-            # and the KEY_NEUTRAL_FIELDS while at their default
-            data = handler(self)
-            if isinstance(data, dict):
-                if data.get("metrics") is None:
-                    data.pop("metrics", None)
-                for name in KEY_NEUTRAL_FIELDS:
-                    if getattr(self, name) == type(self).model_fields[name].default:
-                        data.pop(name, None)
-            return data
 
     def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell

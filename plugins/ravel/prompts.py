@@ -1,19 +1,28 @@
-"""RAVEL on the zoo world: the relations' prompts, the entity position, and the model-backed ``predict``.
+"""RAVEL's items from entity / attribute data: prompts, the entity position, and the model-backed ``predict``.
 
-Attribute = relation (country of a city, profession of a person, colour of an element). Items
-are the facts of the chosen splits whose answer the model gets right (greedy next token = the
-answer's first token; the answers of a relation have distinct first tokens in the world's
-vocabulary, checked here). The entity position is the last token of the entity in the prompt.
+The data is a :class:`harness.datasets.EntityAttributes` (the world's relations by default, or a
+user's entities with several attributes, SAEBench's schema). For each attribute, every entity that
+has a value of it yields one prompt per template (``template`` with the entity in its ``%s``). Items
+are the prompts whose answer the model gets right (greedy next token = the first token of
+``" " + value``); the values of an attribute must have distinct first tokens for that check, so a
+value sharing its first token with another value is left out (logged). The entity position is the
+last token of the entity in the prompt.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from harness.datasets.roles import ENTITY_SLOT, EntityItem
+
 from .core import AttributeItems
+
+log = logging.getLogger("harness")
 
 
 @dataclass(frozen=True)
@@ -26,25 +35,34 @@ class Prompts:
     first_tokens: list[int]  # first token of " <value>" per value id
 
 
-def attribute_prompts(world: Any, tokenizer: Any, relation: str, splits: list[str], limit: int) -> Prompts:
-    """The prompts of ``relation``'s facts in ``splits`` (at most ``limit``), tokenised."""
-    rel = world.relations[relation]
-    first = [tokenizer(" " + a, add_special_tokens=False)["input_ids"][0] for a in rel.answers]
-    if len(set(first)) != len(first):
-        raise ValueError(f"relation {relation!r}: two answers share a first token; RAVEL's greedy check needs distinct ones.")
+def attribute_prompts(templates: Sequence[str], entities: Sequence[EntityItem], tokenizer: Any, attribute: str,
+                      limit: int) -> Prompts:
+    """The prompts of the first ``limit`` entities having ``attribute``, one per template, tokenised."""
+    chosen = [(e.entity, v) for e in entities if (v := e.value(attribute)) is not None][:limit]
+    values = list(dict.fromkeys(v for _e, v in chosen))
+    first = [tokenizer(" " + v, add_special_tokens=False)["input_ids"][0] for v in values]
+    shared = {t for t in first if first.count(t) > 1}
+    if shared:
+        dropped = [v for v, t in zip(values, first) if t in shared]
+        log.warning("sae_ravel: attribute %r: values %s share a first token; their entities are left out (the greedy "
+                    "check cannot tell them apart).", attribute, ", ".join(dropped[:6]))
     bos = tokenizer.bos_token_id
+    lead = [bos] if bos is not None else []
     rows, pos, answers = [], [], []
-    facts = [f for s in splits for f in world.facts_by_split(s) if f.relation == relation][:limit]
-    for f in facts:
-        ids = tokenizer(f.prompt, add_special_tokens=False)["input_ids"]
-        end = f.prompt.index(f.entity) + len(f.entity)
-        head = tokenizer(f.prompt[:end], add_special_tokens=False)["input_ids"]
-        if ids[: len(head)] != head:
-            continue  # the entity's tokens are not a prefix of the prompt's: no clean entity position
-        lead = [bos] if bos is not None else []
-        rows.append(lead + ids)
-        pos.append(len(lead) + len(head) - 1)
-        answers.append(rel.answers.index(f.answer))
+    for entity, value in chosen:
+        vid = values.index(value)
+        if first[vid] in shared:
+            continue
+        for template in templates:
+            start = template.index(ENTITY_SLOT)
+            prompt = template[:start] + entity + template[start + len(ENTITY_SLOT):]
+            ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            head = tokenizer(prompt[: start + len(entity)], add_special_tokens=False)["input_ids"]
+            if not head or ids[: len(head)] != head:
+                continue  # the entity's tokens are not a prefix of the prompt's: no clean entity position
+            rows.append(lead + ids)
+            pos.append(len(lead) + len(head) - 1)
+            answers.append(vid)
     return Prompts(rows, pos, answers, first)
 
 
@@ -96,23 +114,23 @@ class ModelReader:
         return torch.cat(preds), torch.cat(reps)
 
 
-def world_items(world: Any, loaded: Any, hook_point: str, relations: list[str], splits: list[str], limit: int
-                ) -> tuple[dict[str, AttributeItems], Any]:
-    """Known items per relation and the ``predict`` function :func:`~.core.ravel_scores` needs."""
+def entity_items(templates: dict[str, list[str]], entities: Sequence[EntityItem], loaded: Any, hook_point: str,
+                 attributes: list[str], limit: int) -> tuple[dict[str, AttributeItems], Any]:
+    """Known items per attribute and the ``predict`` function :func:`~.core.ravel_scores` needs."""
     reader = ModelReader(loaded, hook_point)
     tok = loaded.require_tokenizer()
     items, known = {}, {}
-    for rel in relations:
-        p = attribute_prompts(world, tok, rel, splits, limit)
+    for attr in attributes:
+        p = attribute_prompts(templates[attr], entities, tok, attr, limit)
         if not p.rows:
             continue
         greedy, reps = reader.run(p.rows, p.entity_pos)
         ok = [i for i, (g, a) in enumerate(zip(greedy.tolist(), p.answers)) if g == p.first_tokens[a]]
-        known[rel] = (p, ok)
-        items[rel] = AttributeItems(rel, reps[ok], torch.tensor([p.answers[i] for i in ok], dtype=torch.long))
+        known[attr] = (p, ok)
+        items[attr] = AttributeItems(attr, reps[ok], torch.tensor([p.answers[i] for i in ok], dtype=torch.long))
 
-    def predict(rel: str, base_rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        p, ok = known[rel]
+    def predict(attr: str, base_rows: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        p, ok = known[attr]
         rows = [p.rows[ok[i]] for i in base_rows.tolist()]
         positions = [p.entity_pos[ok[i]] for i in base_rows.tolist()]
         greedy, _ = reader.run(rows, positions, patched=x)
