@@ -153,3 +153,21 @@ def test_every_mitigator_tiny_apply(name, zoo):
     assert all(torch.equal(v, zoo.model.state_dict()[k]) for k, v in before.items())
     changed = [k for k, v in out.model.state_dict().items() if not torch.equal(v, before[k])]
     assert changed, f"{name} did not change the model"
+
+
+def test_merged_sampling_batches_equal_chunk_by_chunk(zoo):
+    """Chunks merged into one forward batch (each with its replayed generator) give exactly the answers,
+    log-probs and embeddings of sampling chunk after chunk (max_rows=1: one chunk per batch)."""
+    from harness.zoo import World
+
+    from harness_plugins.hallucination_detectors.sampling import sample_facts
+
+    w = World(seed=0)
+    facts = w.facts_by_split("rare")[:20] + w.facts_by_split("heldout")[:20]
+    kw = dict(k=4, temperature=1.0, max_new_tokens=4, pooling="last", seed=1, batch_questions=4)
+    one, merged = sample_facts(zoo, facts, max_rows=1, **kw), sample_facts(zoo, facts, **kw)
+    for a, b in zip(one, merged, strict=True):
+        assert (a.greedy, a.texts, a.token_logprobs) == (b.greedy, b.texts, b.token_logprobs)
+        assert np.array_equal(a.embeddings, b.embeddings)
+    other = sample_facts(zoo, facts, **(kw | {"seed": 2}))
+    assert any(a.texts != b.texts for a, b in zip(merged, other))  # the seed still matters
