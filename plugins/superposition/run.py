@@ -90,7 +90,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         on = cfg.enabled()
         if on:
             details["experiments"] = on
-        run_experiments(cfg, cell, on, label, seed, budget, toys, truth, F_all, details, artifacts, timings)
+        run_experiments(cfg, cell, on, label, seed, budget, toys, truth, details, artifacts, timings)
 
         # ---------------------------------------------------------------- layer-wise profile
         if cfg.layerwise:
@@ -165,7 +165,7 @@ def saturation_point(trace: Any, tolerance: float) -> int | None:
 
 
 def run_experiments(cfg: Any, cell: Any, on: list[str], label: str, seed: int, budget: SaeBudget, toys: Any,
-                    truth: list[int], F_all: list[float], details: dict[str, Any], artifacts: dict[str, str],
+                    truth: list[int], details: dict[str, Any], artifacts: dict[str, str],
                     timings: dict[str, float]) -> None:
     """The optional experiments named in ``on`` (``saturation`` is part of the layer-wise profile)."""
     sae_bs, sae_lr = cfg.sae_batch_size, budget.lr
@@ -214,8 +214,7 @@ def run_experiments(cfg: Any, cell: Any, on: list[str], label: str, seed: int, b
         from .stability import run_stability
 
         t0 = time.perf_counter()
-        k = len(details["toy"]["ground_truth"])
-        out = run_stability(cfg.stability, cell.method, toys, truth[:k], F_all[:k], budget, seed)
+        out = run_stability(cfg.stability, cell.method, toys, truth[: len(details["toy"]["ground_truth"])], budget, seed)
         details["stability"] = out
         if "skipped" not in out:
             path, rel = cell.artifact_ref("stability_F.png")

@@ -32,15 +32,25 @@ def spread(n_total: int, n: int) -> list[int]:
     return sorted({round(i * (n_total - 1) / (n - 1)) for i in range(n)})
 
 
-def run_stability(cfg: StabilityConfig, method: Any, toys: ToyBatch, truth: list[int], reference_F: list[float],
-                  budget: SaeBudget, seed: int) -> dict[str, Any]:
-    """F per toy model for each swept value; ``reference_F`` = F with the row's own config (the main sweep)."""
+def run_stability(cfg: StabilityConfig, method: Any, toys: ToyBatch, truth: list[int], budget: SaeBudget,
+                  seed: int) -> dict[str, Any]:
+    """F per toy model for each swept value, and for the row's own config (the reference); ``truth`` holds
+    the ground truth of the sparsity sweep's models (the first ``len(truth)`` of ``toys``)."""
     if method is None:
         return {"skipped": "neuron basis: no dictionary to sweep"}
-    idx = spread(len(truth), cfg.toy_models)  # models of the sparsity sweep only (the first len(truth))
+    idx = spread(len(truth), cfg.toy_models)
     gt = [truth[i] for i in idx]
-    ref = [reference_F[i] for i in idx]
     base = method.config.model_dump()
+    cache: dict[str, list[float]] = {}
+
+    def F_of(config: dict[str, Any]) -> list[float]:
+        key = repr(sorted(config.items()))
+        if key not in cache:  # the same learner seeds for every config: only the swept field differs
+            spec = LearnerSpec(method.cls, method.cls.Config.model_validate(config))
+            cache[key] = features_through_learner(toys, spec, budget, seed, indices=idx)[0]
+        return cache[key]
+
+    ref = F_of(base)
     out: dict[str, Any] = {"toy_indices": idx, "ground_truth": gt, "reference": {"config": base, "F": [round(f, 4) for f in ref]}}
     for fld, cfg_field in SWEPT.items():
         if fld not in base:
@@ -48,8 +58,7 @@ def run_stability(cfg: StabilityConfig, method: Any, toys: ToyBatch, truth: list
             continue
         sweep = []
         for value in getattr(cfg, cfg_field):
-            spec = LearnerSpec(method.cls, method.cls.Config.model_validate({**base, fld: value}))
-            F, _ = features_through_learner(toys, spec, budget, seed, indices=idx)
+            F = F_of({**base, fld: value})
             rel = [(f - r) / r for f, r in zip(F, ref)]
             try:
                 r_truth = pearson(F, gt)
