@@ -2,10 +2,10 @@
 
 For each task (the first ``classes`` digits: 2 classes is the simple task, 10 the complex
 one), each hidden width N and each training epsilon, an MLP (64 -> N ReLU -> classes) is
-trained on clean batches (eps = 0) or on FGSM / PGD adversarial batches at eps (inputs in
-[0, 1], L-infinity). Per model: clean test accuracy, robust test accuracy under PGD at the
-evaluation epsilons, and F of the hidden layer on the clean test inputs through a fresh
-learner like the row's. Paper (Bereska et al. 2025): in an abundance regime (simple task,
+trained on clean batches (eps = 0) or on a mix of clean and FGSM / PGD adversarial batches
+at eps (``clean_weight``; inputs in [0, 1], L-infinity). Per model: clean test accuracy,
+robust test accuracy under PGD at the evaluation epsilons, and F of the hidden layer on every
+clean image of the task through a fresh learner like the row's. Paper (Bereska et al. 2025): in an abundance regime (simple task,
 ample capacity) adversarial training raises F; in a scarcity regime (complex task or little
 capacity) it lowers F. The verdict per (task, width) is the sign of the relative change of F
 from eps = 0 to the mean over the adversarially trained models (beyond +/- ``flat_band``:
@@ -92,9 +92,11 @@ def train_classifier(cfg: AdversarialConfig, x: torch.Tensor, y: torch.Tensor, w
         order = torch.randperm(x.shape[0], generator=gen)
         for i in range(0, x.shape[0], cfg.batch_size):
             xb, yb = x[order[i : i + cfg.batch_size]], y[order[i : i + cfg.batch_size]]
-            if eps > 0:
-                xb = fgsm(model, xb, yb, eps) if cfg.attack == "fgsm" else pgd(model, xb, yb, eps, steps=cfg.pgd_steps, generator=gen)
             loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            if eps > 0:
+                adv = fgsm(model, xb, yb, eps) if cfg.attack == "fgsm" else pgd(model, xb, yb, eps, steps=cfg.pgd_steps, generator=gen)
+                w = cfg.clean_weight
+                loss = w * loss + (1 - w) * torch.nn.functional.cross_entropy(model(adv), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

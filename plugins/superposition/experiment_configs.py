@@ -43,6 +43,8 @@ class AdversarialConfig(PluginConfig):
                                   "inputs in [0, 1]); must include 0 (the clean reference).")
     attack: Literal["fgsm", "pgd"] = Field("fgsm", description="Attack used to make the training batches.")
     pgd_steps: int = Field(10, ge=1, description="PGD steps (training with attack=pgd, and every robust evaluation).")
+    clean_weight: float = Field(0.5, ge=0, le=1, description="Adversarial training loss = w x clean loss + (1 - w) x "
+                                "adversarial loss (the authors' default 0.5; 0 = adversarial batches only).")
     epochs: int = Field(40, ge=1, description="Training epochs over the train split.")
     batch_size: int = Field(64, ge=1, description="Training batch.")
     lr: float = Field(3e-3, gt=0, description="Adam learning rate.")
