@@ -155,6 +155,10 @@ def stability_plot(path: Path, out: dict[str, Any], label: str) -> None:
         for j, g in enumerate(gt):
             ax.plot(vals, [s["F"][j] for s in sweep], marker=".", lw=0.8, label=f"truth {g}")
         ax.set_xscale("log")
+        from matplotlib.ticker import NullFormatter
+
+        ax.set_xticks(vals, [f"{v:g}" for v in vals])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"F via {label}")
         ax.set_title(", ".join(f"r={s['pearson_r']:.2f}" if s["pearson_r"] is not None else "r=n/a" for s in sweep), fontsize=7)
