@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer
 
 from harness import hookimpl
 from harness.config import PluginConfig
@@ -28,6 +28,16 @@ from harness.protocols import ReportedMetric, Suite
 from harness.results import MetricValue, SuiteOutput
 from harness.stats import correlation_stderr, pearson, spearman
 
+from .experiment_configs import (
+    EXPERIMENTS,
+    AdversarialConfig,
+    AlgorithmicConfig,
+    Experiment,
+    GrokkingConfig,
+    SaturationConfig,
+    StabilityConfig,
+)
+
 if TYPE_CHECKING:  # pragma: no cover
     from harness.context import CellContext
 
@@ -35,11 +45,11 @@ if TYPE_CHECKING:  # pragma: no cover
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "toy_models": 20, "toy_steps": 1500, "toy_batch_size": 256, "toy_lr": 1e-2,
-        "sae_samples": 10000, "sae_epochs": 20, "sae_lr": 1e-2, "dropout_seeds": 1,
+        "sae_samples": 10000, "sae_epochs": 20, "sae_lr": 1e-2, "dropout_seeds": 1, "experiments": [],
     },
     "paper": {
         "toy_models": 100, "toy_steps": 10000, "toy_batch_size": 1024, "toy_lr": 1e-3,
-        "sae_samples": 10000, "sae_epochs": 100, "sae_lr": None, "dropout_seeds": 5,
+        "sae_samples": 10000, "sae_epochs": 100, "sae_lr": None, "dropout_seeds": 5, "experiments": list(EXPERIMENTS),
     },
 }  # fmt: skip
 
@@ -179,9 +189,44 @@ class SuperpositionSuite(Suite):
             [256, 512, 1024, 2048, 4096], description="Token counts at which F is recorded (convergence readout)."
         )
 
+        experiments: list[Experiment] | None = Field(
+            None,
+            description="Optional experiments of the paper (issue #25): 'algorithmic' (sparse parity, F per layer vs "
+            "N), 'grokking' (F across training on modular addition), 'adversarial' (FGSM / PGD training on digits: F "
+            "and robust accuracy vs epsilon, abundance / scarcity verdict), 'stability' (F over l1 and dictionary "
+            "size), 'saturation' (the layer-wise count streamed to `saturation.count_tokens`). None = the preset's: "
+            "none in 'quick', all in 'paper'. [] = none.",
+        )
+        algorithmic: AlgorithmicConfig = Field(default_factory=AlgorithmicConfig, description="The 'algorithmic' experiment.")
+        grokking: GrokkingConfig = Field(default_factory=GrokkingConfig, description="The 'grokking' experiment.")
+        adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig, description="The 'adversarial' experiment.")
+        stability: StabilityConfig = Field(default_factory=StabilityConfig, description="The 'stability' experiment.")
+        saturation: SaturationConfig = Field(default_factory=SaturationConfig, description="The 'saturation' experiment.")
+
         def budget(self, key: str) -> Any:
             value = getattr(self, key)
             return PRESETS[self.preset][key] if value is None else value
+
+        def enabled(self) -> list[str]:
+            """The experiments this config runs (resolved against the preset), in running order."""
+            chosen = set(self.budget("experiments"))
+            return [e for e in EXPERIMENTS if e in chosen]
+
+        @model_serializer(mode="wrap")
+        def _key_without_off_experiments(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+            """The dump (and so the cell key) names the experiments that run, resolved, and their sections only:
+            with none on it is exactly the dump of the config before the experiments existed."""
+            data = handler(self)
+            if not isinstance(data, dict):
+                return data
+            on = self.enabled()
+            data.pop("experiments", None)
+            for name in EXPERIMENTS:
+                if name not in on:
+                    data.pop(name, None)
+            if on:
+                data["experiments"] = on
+            return data
 
     def run(self, cell: CellContext) -> SuiteOutput:
         from .run import run_cell

@@ -45,3 +45,22 @@ def features_through_learner(
 def features_from_weights(toys: ToyBatch) -> list[float]:
     """F with p_i proportional to the embedding column norms ||W_i|| (no dictionary)."""
     return [math.exp(entropy_of_mass(norms)) for norms in toys.column_norms()]
+
+
+def normalized(h: torch.Tensor) -> torch.Tensor:
+    """``h`` scaled so that E||x||^2 = d (as the layer-wise profile does; a tied SAE's l1 is scale-dependent)."""
+    return h * (h.shape[1] / h.pow(2).sum(1).mean().clamp_min(1e-12)).sqrt()
+
+
+def features_of(h: torch.Tensor, method: Any, budget: SaeBudget, seed: int) -> tuple[float, dict[str, float]]:
+    """F of activations ``h`` [samples, N] through a fresh learner like ``method`` (None: the neuron
+    basis), trained on ``budget.samples`` of them (all when fewer) and counted on all of them."""
+    h = normalized(h.float())
+    learner = make_learner(method, h.shape[-1], seed=seed)
+    train = h[torch.randperm(h.shape[0], generator=torch.Generator().manual_seed(seed))[: budget.samples]]
+    logs = fit_learner(learner, train, epochs=budget.epochs, batch_size=budget.batch_size, lr=budget.lr, seed=seed)
+    counter = EffectiveFeatureCounter(n_neurons=h.shape[-1])
+    with torch.no_grad():
+        for xb in batches(h):
+            counter.update(learner.encode(xb))
+    return counter.result().F, logs
