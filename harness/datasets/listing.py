@@ -23,16 +23,18 @@ def dataset_rows(registries: Any) -> list[dict[str, Any]]:
 
 def suite_field_rows(registries: Any) -> list[dict[str, Any]]:
     """One row per data field of every registered suite: suite, field, role, default."""
-    rows = []
-    for entry in registries.suites.entries():
-        try:
-            cfg = entry.obj.Config()
-        except Exception:  # noqa: BLE001 - a suite whose config has required fields
-            continue
-        for field, role, refs in dataset_fields(cfg):
-            rows.append({"suite": entry.name, "field": field, "role": role,
-                         "default": ", ".join(str(r) for _p, r in refs) or "[]"})
-    return rows
+    return [row for entry in registries.suites.entries() for row in _field_rows("suite", entry.name, entry.obj.Config)]
+
+
+def _field_rows(owner: str, name: str, config_cls: Any) -> list[dict[str, Any]]:
+    """Rows ``{owner: name, field, role, default}`` of the data fields of ``config_cls``'s default config
+    (none when the config has required fields)."""
+    try:
+        cfg = config_cls()
+    except Exception:  # noqa: BLE001 - a config with required fields has no default to list
+        return []
+    return [{owner: name, "field": field, "role": role, "default": ", ".join(str(r) for _p, r in refs) or "[]"}
+            for field, role, refs in dataset_fields(cfg)]
 
 
 def metric_field_rows(registries: Any) -> list[dict[str, Any]]:
@@ -42,18 +44,9 @@ def metric_field_rows(registries: Any) -> list[dict[str, Any]]:
     from harness.protocols import ReportedMetric
 
     scopes = {e.obj.Config.metric_scope for e in registries.suites.entries() if issubclass(e.obj.Config, SelectsMetrics)}
-    rows = []
-    for entry in registries.metrics.entries():
-        if entry.obj.scope not in scopes or issubclass(entry.obj, ReportedMetric):
-            continue
-        try:
-            cfg = entry.obj.Config()
-        except Exception:  # noqa: BLE001 - a metric whose config has required fields
-            continue
-        for field, role, refs in dataset_fields(cfg):
-            rows.append({"metric": entry.name, "field": field, "role": role,
-                         "default": ", ".join(str(r) for _p, r in refs) or "[]"})
-    return rows
+    return [row for entry in registries.metrics.entries()
+            if entry.obj.scope in scopes and not issubclass(entry.obj, ReportedMetric)
+            for row in _field_rows("metric", entry.name, entry.obj.Config)]
 
 
 def print_datasets(registries: Any, as_json: bool) -> int:
