@@ -38,7 +38,7 @@ def test_top_level_layout():
     import subprocess
 
     allowed = {"pyproject.toml", "harness", "plugins", "tests", "leaderboards", "README.md", ".ci", "benchmarks",
-               "docs", ".gitignore"}
+               "docs", "specs", ".gitignore"}
     try:
         files = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True, check=True,
                                timeout=30).stdout.split()
