@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "toy"))
+# Runs in the tests compute in-process (the local executor's automatic worker count would spawn a pool
+# per run, and test-registered plugins live only in this process); tests of the pool set workers.
+os.environ.setdefault("HARNESS_WORKERS", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 

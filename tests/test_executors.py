@@ -183,3 +183,37 @@ def test_settle_lost_cell_skips_fails_retries_or_records(dir_registries, tmp_pat
     assert run_cell(make_job(base_cell, store, plugins, device="cpu", force=False))["outcome"] == "done"
     assert settle(base_cell, can_retry=True) == "skipped"  # recorded ok meanwhile by another sweep
     assert store.get("toy_suite", base_cell.key).status == "ok"
+
+
+def test_unset_workers_follow_harness_workers_gpus_or_cores(monkeypatch):
+    from harness.executors import local
+
+    monkeypatch.delenv("HARNESS_WORKERS", raising=False)
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 2)
+    assert local.auto_workers("cpu") == 2
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 64)
+    assert local.auto_workers("cpu") == local.AUTO_CPU_WORKERS  # each worker holds its own model: capped
+    monkeypatch.setattr(local, "visible_gpus", lambda: ["0", "1", "2"])
+    assert local.auto_workers("cuda") == 3 and local.auto_workers("auto") == 3 and local.auto_workers("cpu") == 4
+    monkeypatch.setattr(local, "visible_gpus", lambda: [])
+    assert local.auto_workers("mps") == 1 and local.auto_workers("auto") == 4
+    monkeypatch.setenv("HARNESS_WORKERS", "3")
+    assert local.auto_workers("cuda") == 3
+    monkeypatch.setenv("HARNESS_WORKERS", "two")
+    with pytest.raises(SpecError, match="HARNESS_WORKERS='two'.*whole number"):
+        local.auto_workers("cpu")
+
+
+def test_unset_workers_run_one_cell_in_process(dir_registries, tmp_path, monkeypatch):
+    """Never more workers than cells: a single cell computes in this process (no pool is started)."""
+    from harness.executors import local
+
+    monkeypatch.delenv("HARNESS_WORKERS", raising=False)
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(local, "_Pool", None)  # a pool would fail
+    spec = _spec(tmp_path, {"sleep_s": 0.0}, models=["toy:a"], seeds=[0])
+    cells = plan(spec, dir_registries)
+    cells = cells[:1]
+    ex = make_executor("local")
+    summary = execute(cells, Store(spec.output_dir), dir_registries, device="cpu", executor=ex)
+    assert (summary.done, summary.failed) == (1, 0) and ex.slot_count == 1

@@ -1,6 +1,12 @@
-"""The local executor: in-process (default), or a pool of worker processes on this machine.
+"""The local executor: in-process, or a pool of worker processes on this machine.
 
-``workers=1`` and no ``cell_timeout``: cells run one after the other in this process, as
+``workers`` unset (the default) picks the number by :func:`auto_workers`: ``HARNESS_WORKERS``
+when set, else one per visible GPU on a GPU device, else one per CPU core (at most
+:data:`AUTO_CPU_WORKERS`), never more than the cells to compute. Small models on a CPU
+use one core badly, so two one-thread processes on a 2-core machine finish a default
+run in about half the time of one two-thread process (``benchmarks/main_run.py``).
+
+One worker and no ``cell_timeout``: cells run one after the other in this process, as
 they always did. Otherwise each of ``workers`` slots is a spawned process that computes one
 cell at a time through :func:`harness.executors.worker.run_cell`; on a machine with GPUs
 slot *i* is pinned to GPU *i mod n* with ``CUDA_VISIBLE_DEVICES`` (HELM's multi-GPU runner
@@ -27,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
+from harness.errors import SpecError
 from harness.executors.base import (
     Executor,
     ExecutorConfig,
@@ -44,6 +51,32 @@ if TYPE_CHECKING:  # pragma: no cover
     from harness.store import Store
 
 log = logging.getLogger("harness")
+
+
+#: The most worker processes ``workers`` unset starts on a CPU (each holds its own copy of the model).
+AUTO_CPU_WORKERS = 4
+
+
+def auto_workers(device: str) -> int:
+    """Worker processes when ``workers`` is unset: ``HARNESS_WORKERS`` if set, else one per visible GPU
+    (a device other than ``cpu`` with GPUs), else one per CPU core, at most :data:`AUTO_CPU_WORKERS`."""
+    env = os.environ.get("HARNESS_WORKERS", "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise SpecError(f"HARNESS_WORKERS={env!r}: must be a whole number >= 1 (1 = cells in this process); "
+                            "unset it for the automatic choice")
+        return n
+    if device != "cpu":
+        gpus = visible_gpus()
+        if gpus:
+            return len(gpus)
+        if device not in ("auto",):  # an explicit accelerator without visible GPUs (e.g. mps): in this process
+            return 1
+    return max(1, min(os.cpu_count() or 1, AUTO_CPU_WORKERS))
 
 
 def visible_gpus() -> list[str]:
@@ -94,14 +127,16 @@ class _Slot:
 class LocalConfig(ExecutorConfig):
     """Options of the local executor."""
 
-    workers: int = Field(
-        1, description="Worker processes (one per GPU, pinned with CUDA_VISIBLE_DEVICES; on CPU in parallel). "
-        "1 = in this process.", json_schema_extra={"cli": "--workers", "metavar": "N"})
+    workers: int | None = Field(
+        None, description="Worker processes (one per GPU, pinned with CUDA_VISIBLE_DEVICES; on CPU in parallel, "
+        "the cores shared among them). 1 = in this process. Default: $HARNESS_WORKERS, else one per GPU on a GPU "
+        f"device, else one per CPU core (at most {AUTO_CPU_WORKERS}); never more than the cells to compute.",
+        json_schema_extra={"cli": "--workers", "metavar": "N"})
 
     @field_validator("workers")
     @classmethod
-    def _at_least_one(cls, v: int) -> int:
-        if v < 1:
+    def _at_least_one(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
             raise ValueError("must be at least 1")
         return v
 
@@ -137,7 +172,9 @@ class LocalExecutor(Executor):
             force: bool = False, progress: bool = True, on_cell: OnCell | None = None) -> RunSummary:
         tally = Tally(store, on_cell)
         todo = split_todo(cells, store, force, tally)
-        if self.workers == 1 and self.cell_timeout is None:
+        n = self.workers if self.workers is not None else min(auto_workers(device), max(1, len(todo)))
+        self.slot_count = n
+        if n == 1 and self.cell_timeout is None:
             self._run_inline(todo, store, registries, device, force, progress, tally)
         elif todo:
             self._run_pool(todo, store, registries, device, force, tally)
@@ -208,7 +245,7 @@ class _Pool:
             (pc, {**make_job(pc, store, plugins, device=device, force=force), "sweep": sweep}, 0) for pc in todo
         )
         self.ctx = mp.get_context("spawn")
-        n = min(ex.workers, len(todo))
+        n = min(ex.slot_count, len(todo))
         self.slots = [_Slot(i, env) for i, env in enumerate(ex._slot_envs(device, n))]
 
     def run(self) -> None:
