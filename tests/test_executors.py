@@ -216,4 +216,4 @@ def test_unset_workers_run_one_cell_in_process(dir_registries, tmp_path, monkeyp
     cells = cells[:1]
     ex = make_executor("local")
     summary = execute(cells, Store(spec.output_dir), dir_registries, device="cpu", executor=ex)
-    assert (summary.done, summary.failed) == (1, 0) and ex.slot_count == 1
+    assert (summary.done, summary.failed) == (1, 0) and ex.slot_count("cpu", len(cells)) == 1

@@ -74,7 +74,7 @@ def auto_workers(device: str) -> int:
         gpus = visible_gpus()
         if gpus:
             return len(gpus)
-        if device not in ("auto",):  # an explicit accelerator without visible GPUs (e.g. mps): in this process
+        if device != "auto":  # an explicit accelerator without visible GPUs (e.g. mps): in this process
             return 1
     return max(1, min(os.cpu_count() or 1, AUTO_CPU_WORKERS))
 
@@ -172,13 +172,17 @@ class LocalExecutor(Executor):
             force: bool = False, progress: bool = True, on_cell: OnCell | None = None) -> RunSummary:
         tally = Tally(store, on_cell)
         todo = split_todo(cells, store, force, tally)
-        n = self.workers if self.workers is not None else min(auto_workers(device), max(1, len(todo)))
-        self.slot_count = n
+        n = self.slot_count(device, len(todo))
         if n == 1 and self.cell_timeout is None:
             self._run_inline(todo, store, registries, device, force, progress, tally)
         elif todo:
-            self._run_pool(todo, store, registries, device, force, tally)
+            self._run_pool(n, todo, store, registries, device, force, tally)
         return tally.summary
+
+    def slot_count(self, device: str, cells: int) -> int:
+        """Processes for ``cells`` cells to compute: ``workers``, else :func:`auto_workers`; never more than the
+        cells (at least 1)."""
+        return max(1, min(self.workers if self.workers is not None else auto_workers(device), cells))
 
     # ------------------------------------------------------------------ pool
     def _slot_envs(self, device: str, n: int) -> list[dict[str, str]]:
@@ -223,9 +227,9 @@ class LocalExecutor(Executor):
         slot.conn.close()
         slot.proc, slot.conn = None, None
 
-    def _run_pool(self, todo: list[PlannedCell], store: Store, registries: Registries, device: str,
+    def _run_pool(self, n: int, todo: list[PlannedCell], store: Store, registries: Registries, device: str,
                   force: bool, tally: Tally) -> None:
-        _Pool(self, todo, store, registries, device, force, tally).run()
+        _Pool(self, n, todo, store, registries, device, force, tally).run()
 
 
 class _Pool:
@@ -236,7 +240,7 @@ class _Pool:
     ``cell_timeout`` has its process killed and is recorded failed.
     """
 
-    def __init__(self, ex: LocalExecutor, todo: list[PlannedCell], store: Store, registries: Registries,
+    def __init__(self, ex: LocalExecutor, n: int, todo: list[PlannedCell], store: Store, registries: Registries,
                  device: str, force: bool, tally: Tally) -> None:
         plugins = plugin_set_payload(registries)
         sweep = uuid.uuid4().hex
@@ -245,7 +249,6 @@ class _Pool:
             (pc, {**make_job(pc, store, plugins, device=device, force=force), "sweep": sweep}, 0) for pc in todo
         )
         self.ctx = mp.get_context("spawn")
-        n = min(ex.slot_count, len(todo))
         self.slots = [_Slot(i, env) for i, env in enumerate(ex._slot_envs(device, n))]
 
     def run(self) -> None:
