@@ -223,7 +223,7 @@ def test_suite_end_to_end(tmp_path):
     cfg = {
         "hook_point": "blocks.0.hook_resid_post", "train_tokens": 2048, "epochs": 1, "batch_size": 256,
         "eval_tokens": 512, "probe_train_examples": 40, "probe_test_examples": 40, "probe_k": [1],
-        "probe_class_sets": ["topic"], "sweep_values": [2],
+        "probe_class_sets": ["topic"], "sweep_values": [2], "matched_l0": 3,
         "scr_tpp_train_examples": 240, "scr_tpp_test_examples": 240, "scr_tpp_n": [2],
         "capability_tasks": ["zoo_agreement", "zoo_first_letter"], "capability_limit": 20,
     }  # fmt: skip
@@ -254,8 +254,37 @@ def test_suite_end_to_end(tmp_path):
     sweep = rec.output.details["sweep"]
     assert sweep["field"] == "k" and [p["value"] for p in sweep["points"]] == [2]
     assert sweep["points"][0]["l0"] <= 2.0 + 1e-9
+    lo, hi = sorted([vals["sae_l0"], sweep["points"][0]["l0"]])
+    if lo < 3 < hi:  # the matched value lies between the two points' CE-loss recovered
+        ends = sorted([vals["sae_ce_loss_recovered"], sweep["points"][0]["ce_loss_recovered"]])
+        assert ends[0] - 1e-9 <= vals["sae_ce_loss_recovered_at_l0"] <= ends[1] + 1e-9
     md = sb.SAEBenchSuite.summarize([rec], tmp_path / "lb")
     assert "k=4" in md and "k=2" in md and (tmp_path / "lb" / "pareto.png").is_file()
+    assert "Matched L0" in md and "SCR and TPP across seeds" in md and "2605.18229" in md
+
+
+def test_matched_l0_interpolates_in_log_l0_and_never_extrapolates():
+    from harness_plugins.sae_bench.matched import at_l0, coverage_note, curve
+
+    pts = curve(19.0, {"s": 0.90}, [{"l0": 6.0, "s": 0.80}, {"l0": 76.0, "s": 0.98}])
+    assert [p["l0"] for p in pts] == [6.0, 19.0, 76.0]
+    # 38 is halfway between 19 and 76 in log L0: halfway between 0.90 and 0.98
+    assert at_l0(pts, "s", 38.0) == pytest.approx(0.94)
+    assert at_l0(pts, "s", 19.0) == pytest.approx(0.90)  # exact at a point
+    assert at_l0(pts, "s", 100.0) is None and at_l0(pts, "s", 5.0) is None  # outside: no value
+    assert "6.0..76.0" in coverage_note(pts, 100.0)
+    # a swept point at the own point's setting is the same setting retrained: dropped
+    assert len(curve(32.0, {"s": 0.9}, [{"l0": 32.0, "s": 0.91}, {"l0": 8.0, "s": 0.7}])) == 2
+
+
+def test_matched_l0_ranks_a_sparser_learner_fairly():
+    """A learner at L0 19 with a steeper curve beats one at L0 32 once both are read at L0 32."""
+    from harness_plugins.sae_bench.matched import at_l0, curve
+
+    dense = curve(32.0, {"s": 0.994}, [{"l0": 8.0, "s": 0.985}, {"l0": 128.0, "s": 0.998}])
+    sparse = curve(19.0, {"s": 0.992}, [{"l0": 6.0, "s": 0.95}, {"l0": 82.0, "s": 0.9995}])
+    assert at_l0(sparse, "s", 19.0) < at_l0(dense, "s", 32.0)  # each at its own L0: the sparse one loses
+    assert at_l0(sparse, "s", 32.0) > at_l0(dense, "s", 32.0)
 
 
 def test_bootstrap_stderr_matches_the_point_estimate_and_scales():

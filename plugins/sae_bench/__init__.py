@@ -116,6 +116,29 @@ class CELossRecovered(ReportedMetric):
         return self.value(recovered_score(float(clean), float(with_sae), float(ablated)), n=n, stderr=stderr)
 
 
+class _MatchedL0(_Scalar):
+    """Reported: the cell's curve (own point + swept points) read off at ``matched_l0`` (:mod:`.matched`)."""
+
+    higher_is_better = True
+
+
+class CELossRecoveredAtL0(_MatchedL0):
+    name = "sae_ce_loss_recovered_at_l0"
+    description = (
+        "CE-loss recovered at the matched L0 (config matched_l0, default 32): the cell's L0 vs CE-loss-recovered "
+        "curve (its configured setting and the sweep_values retrainings) interpolated linearly in log L0 "
+        "(SAEBench compares SAEs at fixed L0); no value outside the curve's L0 range."
+    )
+
+
+class ExplainedVarianceAtL0(_MatchedL0):
+    name = "sae_explained_variance_at_l0"
+    description = (
+        "Explained variance at the matched L0 (config matched_l0), interpolated in log L0 on the cell's curve "
+        "as sae_ce_loss_recovered_at_l0."
+    )
+
+
 class KLScore(ReportedMetric):
     """Reported from the suite's spliced forward passes (:meth:`report`)."""
 
@@ -262,7 +285,8 @@ class SplitFeatures(_Absorption):
 
 
 METRICS = (
-    CELossRecovered, KLScore, ExplainedVariance, ExplainedVarianceSAEBench, MSE, L0, CosSim, L2Ratio,
+    CELossRecoveredAtL0, ExplainedVarianceAtL0, CELossRecovered, KLScore, ExplainedVariance,
+    ExplainedVarianceSAEBench, MSE, L0, CosSim, L2Ratio,
     AliveFraction, DenseFraction, SparseProbing, SCR, TPP, AbsorptionFraction, AbsorptionFullRate, SplitFeatures,
 )  # fmt: skip
 
@@ -277,7 +301,7 @@ class SAEBenchSuite(Suite):
     method_kinds = ("dictionary_learner",)
     include_baseline = False
     metrics = (*(m.name for m in METRICS), "capability_delta", "capability_acc")
-    version = "3"  # 3: the autointerp / ground-truth / RAVEL columns, vsae on TopK's recipe, 3 seeds
+    version = "4"  # 4: ranked at a matched L0 (sae_ce_loss_recovered_at_l0); 3: autointerp / ground truth / RAVEL
     default_seeds = (0, 1, 2)
     default_models = ("zoo:zoo-96",)
     default_methods = ("topk", "vsae_topk", "batchtopk")  # the seed paper's pair plus one; relu_l1 needs a longer budget
@@ -319,6 +343,11 @@ class SAEBenchSuite(Suite):
         )
         eval_tokens: int | None = Field(
             None, ge=64, description="Held-out tokens for the reconstruction and CE/KL metrics; None = preset (8192 / 32768)."
+        )
+        matched_l0: float = Field(
+            32, gt=0, description="L0 at which learners are compared in the headline (sae_ce_loss_recovered_at_l0, "
+            "the board's ranking metric): each cell's L0 vs fidelity curve, its configured setting plus the "
+            "sweep_values retrainings, interpolated in log L0; a level outside a cell's curve gets no value."
         )
         bootstrap: int = Field(
             200, ge=0, description="Bootstrap resamples of the held-out contexts for the core metrics' stderr (0 = none)."
@@ -443,9 +472,11 @@ class SAEBenchSuite(Suite):
 
     @classmethod
     def summarize(cls, records: list[Any], out_dir: Path) -> str | None:
+        from .board import matched_l0_note, scr_tpp_spread
         from .pareto import summarize
 
-        return summarize(records, out_dir)
+        parts = [matched_l0_note(records), summarize(records, out_dir), scr_tpp_spread(records)]
+        return "\n\n".join(p.strip() for p in parts if p) + "\n"
 
 
 @hookimpl

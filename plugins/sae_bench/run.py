@@ -182,6 +182,24 @@ def sweep(spec: Any, acts: torch.Tensor, loaded: Any, cfg: Any, seed: int, devic
     return {"field": cfg.sweep_field, "points": points}
 
 
+def matched_values(cell: Any, cfg: Any, recon: dict[str, Any], splice: Any, sweep_details: dict[str, Any]
+                   ) -> tuple[list[MetricValue], list[str]]:
+    """CE-loss recovered and explained variance at ``cfg.matched_l0`` on the cell's curve (its own point and
+    the swept ones, :mod:`.matched`); a level outside the curve gives no values and a note saying why."""
+    from .matched import at_l0, coverage_note, curve
+
+    own = {"ce_loss_recovered": recovered_score(splice.ce_clean, splice.ce_sae, splice.ce_zero),
+           "explained_variance": float(recon["explained_variance"])}
+    points = curve(recon["l0"], own, sweep_details.get("points", []))
+    out = []
+    for name, score in (("sae_ce_loss_recovered_at_l0", "ce_loss_recovered"),
+                        ("sae_explained_variance_at_l0", "explained_variance")):
+        v = at_l0(points, score, cfg.matched_l0)
+        if v is not None:
+            out.append(cell.metric(name).value(v, n=len(points)))
+    return out, ([] if out else [coverage_note(points, cfg.matched_l0)])
+
+
 def open_data(cell: Any, cfg: Any) -> dict[str, Any]:
     """The cell's data by role: ``corpus`` (TextCorpus), ``probe_sets`` (LabelledText, names unique; [] without
     probing) and ``scr_tpp_set`` (LabelledText with a spurious label; None without SCR / TPP)."""
@@ -277,6 +295,8 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     del train_acts
     if sweep_details:
         timings["sweep"] = time.perf_counter() - t0
+    matched, notes = matched_values(cell, cfg, recon, splice, sweep_details)
+    metrics += matched
 
     probing: dict[str, Any] = {}
     pooled: dict[str, Any] = {}
@@ -371,4 +391,4 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     }
     if pretrained:  # where the SAE came from: format, folder, content hash of its weights
         details["pretrained"] = dict(getattr(sae, "pretrained_source", None) or {})
-    return SuiteOutput(metrics=metrics, artifacts=artifacts, details=details)
+    return SuiteOutput(metrics=metrics, artifacts=artifacts, details=details, notes=notes)
