@@ -41,6 +41,12 @@ def test_ties_within_interval_share_rank(toy_registries):
     assert wins == {"a": 0.75, "b": 0.75, "c": 0.0}
 
 
+def test_rows_tied_at_a_rank_are_listed_best_value_first(toy_registries):
+    """Alphabetical order would put "a" (worse) above "z" (better) inside the tie."""
+    board = build_board("toy_suite", [_rec("a", 1.1, 0.1), _rec("z", 1.0, 0.1), _rec("m", 3.0, 0.1)], toy_registries)
+    assert [(r.label, r.rank) for r in board.rows] == [("z", 1), ("a", 1), ("m", 3)]  # lower is better
+
+
 def test_normalised_and_reference_delta(toy_registries):
     base = _rec("base model", 2.0, method=None)
     board = build_board("toy_suite", [base, _rec("a", 1.0, chance=0.5)], toy_registries)

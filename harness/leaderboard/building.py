@@ -151,7 +151,7 @@ def build_board(suite: str, records: list[RunRecord], registries: Registries | N
         if primary and direction.get(primary) is not None:
             rank(ranked, primary, bool(direction[primary]), ties)
         win_rates(ranked, columns, ties)
-        group.sort(key=lambda r: (r.rank is None, r.rank or 0, r.label))
+        group.sort(key=lambda r: (r.rank is None, r.rank or 0, _best_first(r, primary, direction), r.label))
         ordered.extend(group)
     ranks_primary = bool(primary and direction.get(primary) is not None)
     return LeaderboardDoc(
@@ -189,3 +189,11 @@ def summarize_suite(suite: str, records: list[RunRecord], registries: Registries
     except Exception as e:  # noqa: BLE001 - the leaderboard itself must still be written
         log.error("summary of suite %s failed: %s: %s", suite, type(e).__name__, e)
         return f"Summary of suite {suite} failed: {type(e).__name__}: {e}"
+
+
+def _best_first(row: RowDoc, primary: str | None, direction: dict[str, bool | None]) -> float:
+    """Sort key inside one rank: rows tied at a rank are listed by their primary value, best first."""
+    value = row.values.get(primary) if primary else None
+    if value is None or value.mean is None or direction.get(primary) is None:
+        return 0.0
+    return -value.mean if direction[primary] else value.mean
