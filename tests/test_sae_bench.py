@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -337,3 +339,75 @@ def test_latent_map_assigns_the_class_a_latent_tracks():
     names, eff = best_classes({"topic": (f, y, [f"c{v}" for v in y])}, min_effect=1.0)
     assert names[4] == "topic:c2" and eff[4] > 1.0
     assert sum(bool(n) for n in names) == 1
+
+
+def test_shared_reference_gives_the_fresh_evaluation_exactly(zoo_model):
+    """Every SAE scored against one clean reference gets what a fresh evaluation gives, bit for bit, with
+    the clean log-probabilities kept or recomputed; a reference for another hook point is refused."""
+    from harness_plugins.sae_bench.evaluate import clean_reference, evaluate_sae
+    from harness_plugins.sae_bench.run import eval_batches
+
+    bos = zoo_model.require_tokenizer().bos_token_id
+    hook = "blocks.0.hook_resid_post"
+    batches = list(eval_batches(zoo_model, 200_000, 512, 64, 4))
+    kept = clean_reference(zoo_model, hook, batches, bos_token_id=bos)
+    redo = clean_reference(zoo_model, hook, batches, bos_token_id=bos, keep_logits_bytes=0)
+    assert all(c.logp_clean is not None for b in kept.batches for c in b.chunks)
+    assert all(c.logp_clean is None for b in redo.batches for c in b.chunks)
+    for seed in (0, 1):
+        sae = _NoisyLinear(zoo_model.d_model, seed)
+        r0, s0 = evaluate_sae(zoo_model, sae, hook, batches, bos_token_id=bos)
+        for ref in (kept, redo):
+            r, s = evaluate_sae(zoo_model, sae, hook, [], bos_token_id=bos, reference=ref)
+            assert (s.ce_clean, s.ce_sae, s.ce_zero, s.kl_sae, s.kl_zero) == (
+                s0.ce_clean, s0.ce_sae, s0.ce_zero, s0.kl_sae, s0.kl_zero)
+            assert all(torch.equal(s.per_context[k], s0.per_context[k]) for k in s0.per_context)
+            assert (r["l0"], r["mse"], r["explained_variance"]) == (r0["l0"], r0["mse"], r0["explained_variance"])
+    with pytest.raises(ValueError, match="another hook point"):
+        evaluate_sae(zoo_model, sae, "blocks.1.hook_resid_post", [], bos_token_id=bos, reference=kept)
+
+
+def test_rows_and_seeds_share_model_side_work_without_changing_a_value(tmp_path, monkeypatch):
+    """Two rows on one model in one process: the second reuses the first's harvest, clean reference and
+    probing activations (details['shared']), and every value equals a run with the memo off."""
+    import harness.datasets.builtin as datasets
+    import harness_plugins.topk as tk
+    import harness_plugins.zoo_models as zm
+    from harness.config import RunSpec
+    from harness.memo import memo
+    from harness.runner import execute, plan
+    from harness.store import Store
+    from harness.testing import registries_with
+
+    zoo = _zoo()
+    if zoo is None:
+        pytest.skip("no zoo checkpoints")
+    import harness_plugins.lm_eval_suite as lm
+
+    regs = registries_with(("sae_bench", sb), ("topk", tk), ("zoo_models", zm), ("lm_eval_suite", lm),
+                           ("datasets", datasets))
+    cfg = {
+        "hook_point": "blocks.0.hook_resid_post", "train_tokens": 1024, "epochs": 1, "batch_size": 256,
+        "eval_tokens": 256, "probe_train_examples": 24, "probe_test_examples": 24, "probe_k": [1],
+        "probe_class_sets": ["topic"], "sweep_values": [2], "scr_tpp": False, "absorption": False, "tsne": False,
+        "capability_tasks": [],
+    }  # fmt: skip
+
+    def run(out: Path, memo_mb: str) -> list[dict[str, Any]]:
+        monkeypatch.setenv("HARNESS_MEMO_MB", memo_mb)
+        memo().clear()
+        spec = RunSpec(
+            suites=[{"name": "sae", "config": cfg}], models=[f"zoo:{zoo}"], output_dir=out, seeds=[0],
+            methods=[{"name": "topk", "label": "k3", "config": {"k": 3}}, {"name": "topk", "label": "k4", "config": {"k": 4}}],
+        )  # fmt: skip
+        cells = plan(spec, regs)
+        store = Store(out)
+        assert execute(cells, store, regs, device="cpu", progress=False).failed == 0
+        return [store.get(c.cell.suite, c.key).output for c in cells]
+
+    shared, alone = run(tmp_path / "shared", "512"), run(tmp_path / "alone", "0")
+    assert shared[0].details["shared"]["hits"] > 0  # its own sweep retraining reuses the reference
+    assert shared[1].details["shared"]["hits"] >= 3 and shared[1].details["shared"]["misses"] == 0
+    assert alone[1].details["shared"]["hits"] == 0
+    for a, b in zip(shared, alone):
+        assert {m.column: m.value for m in a.metrics} == {m.column: m.value for m in b.metrics}

@@ -288,7 +288,18 @@ def split_words(pairs: list[tuple[str, str]], seed: int, test_fraction: float, m
 def prompt_activations(
     loaded: Any, hook_point: str, words: list[str], *, template: str, token_pos: int, batch_size: int = 64
 ) -> np.ndarray:
-    """[n, d] residual activations at prompt position ``token_pos`` of ``BOS + template(word)``."""
+    """[n, d] residual activations at prompt position ``token_pos`` of ``BOS + template(word)`` (a copy of the
+    process memo's, :mod:`harness.memo`: every SAE scored on the same words shares one model pass)."""
+    from harness.memo import memo, model_key
+
+    key = ("sae.prompt_acts", model_key(loaded), hook_point, tuple(words), template, token_pos, batch_size)
+    return memo().get(key, lambda: _prompt_activations(loaded, hook_point, words, template=template,
+                                                       token_pos=token_pos, batch_size=batch_size)).copy()
+
+
+def _prompt_activations(
+    loaded: Any, hook_point: str, words: list[str], *, template: str, token_pos: int, batch_size: int
+) -> np.ndarray:
     import torch
 
     from harness.models import harvest

@@ -10,6 +10,7 @@ example's tokens (BOS and padding excluded).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -76,19 +77,37 @@ def probe(
     return ProbeScore(float(a.mean()), se, len(a), n_test)
 
 
+def text_activations(loaded, hook_point: str, texts: list[str], *, batch_size: int = 32, context_length: int = 64):
+    """Per batch of ``texts`` (unpacked, padded): the hook point's activations [B, T, d] (float32) and the
+    kept positions [B, T] (BOS and padding out). Kept in the process's memo (:mod:`harness.memo`) by
+    (model, hook point, texts, batching): every SAE probed on the same texts shares one model pass."""
+    from harness.memo import digest, memo, model_key
+    from harness.models import harvest
+
+    def build() -> list[tuple[Any, Any]]:
+        import torch
+
+        bos = loaded.require_tokenizer().bos_token_id
+        out = []
+        with torch.no_grad():
+            for acts in harvest(loaded, hook_point, texts, batch_size=batch_size, context_length=context_length,
+                                pack=False):  # fmt: skip
+                a = acts.acts[hook_point].float()
+                out.append((a, acts.keep_mask(bos_token_id=bos).to(a.device)))
+        return out
+
+    key = ("sae.text_acts", model_key(loaded), hook_point, digest(texts), batch_size, context_length)
+    return memo().get(key, build)
+
+
 def pooled_features(loaded, sae, hook_point: str, texts: list[str], *, batch_size: int = 32, context_length: int = 64):
     """Mean-pooled residual [n, d] and latent [n, d_sae] activations of each text (numpy)."""
     import torch
 
-    from harness.models import harvest
-
-    tok = loaded.require_tokenizer()
-    bos = tok.bos_token_id
     resid, latents = [], []
     with torch.no_grad():
-        for acts in harvest(loaded, hook_point, texts, batch_size=batch_size, context_length=context_length, pack=False):
-            keep = acts.keep_mask(bos_token_id=bos).to(acts.acts[hook_point].device)
-            a = acts.acts[hook_point].float()
+        for a, keep in text_activations(loaded, hook_point, texts, batch_size=batch_size,
+                                        context_length=context_length):  # fmt: skip
             f = sae.encode(a.reshape(-1, a.shape[-1])).reshape(*a.shape[:-1], -1)
             w = keep.float().unsqueeze(-1)
             cnt = w.sum(1).clamp_min(1)

@@ -13,6 +13,7 @@ import torch
 from harness.datasets import is_world
 from harness.errors import HarnessError
 from harness.metric_inputs import SAEInputs
+from harness.memo import memo, model_key
 from harness.metric_selection import extra_metric_names, keep
 from harness.results import MetricValue, SuiteOutput
 
@@ -132,10 +133,47 @@ def held_out_batches(loaded: Any, cfg: Any, corpus: Any = None) -> list[Any]:
                              corpus=corpus, stop_doc=stop))
 
 
+def data_key(cfg: Any) -> str:
+    """The corpus field as a memo key (its reference, not its text: the memo lives in one run)."""
+    ref = cfg.corpus
+    return ref.model_dump_json() if hasattr(ref, "model_dump_json") else repr(ref)
+
+
+def shared_train_acts(loaded: Any, cfg: Any, corpus: Any) -> torch.Tensor:
+    """:func:`harvest_tokens` of the cell's training range, once per (model, hook point, corpus, budget) in
+    this process (every row and seed trains on the same activations; trainers do not modify them)."""
+    (start, stop), _ = text_ranges(cfg)
+    n, ctx, bs = cfg.budget("train_tokens"), cfg.context_length, cfg.model_batch_size
+    key = ("sae.train_acts", model_key(loaded), cfg.hook_point, data_key(cfg), start, stop, n, ctx, bs)
+    return memo().get(key, lambda: harvest_tokens(loaded, cfg.hook_point, start, n, ctx, bs, corpus=corpus,
+                                                  stop_doc=stop))
+
+
+def shared_reference(loaded: Any, cfg: Any, corpus: Any) -> tuple[list[Any], Any]:
+    """The held-out batches and their :func:`~.evaluate.clean_reference`, once per (model, hook point, corpus,
+    budget) in this process: every SAE of every row and seed (and each sweep retraining) is scored against it."""
+    from .evaluate import clean_reference
+
+    _, (start, stop) = text_ranges(cfg)
+    key = ("sae.reference", model_key(loaded), cfg.hook_point, data_key(cfg), start, stop, cfg.budget("eval_tokens"),
+           cfg.context_length, cfg.model_batch_size)
+
+    def build() -> tuple[list[Any], Any]:
+        batches = held_out_batches(loaded, cfg, corpus)
+        bos = loaded.require_tokenizer().bos_token_id
+        return batches, clean_reference(loaded, cfg.hook_point, batches, bos_token_id=bos)
+
+    return memo().get(key, build)
+
+
 def evaluate(loaded: Any, sae: Any, cfg: Any, batches: list[Any] | None = None, corpus: Any = None
              ) -> tuple[dict[str, Any], Any]:
+    """Reconstruction and CE / KL of ``sae`` on the held-out batches (``batches`` None: the shared ones and
+    their shared clean reference)."""
     bos = loaded.require_tokenizer().bos_token_id
-    batches = held_out_batches(loaded, cfg, corpus) if batches is None else batches
+    if batches is None:
+        batches, reference = shared_reference(loaded, cfg, corpus)
+        return evaluate_sae(loaded, sae, cfg.hook_point, batches, bos_token_id=bos, reference=reference)
     return evaluate_sae(loaded, sae, cfg.hook_point, batches, bos_token_id=bos)
 
 
@@ -233,8 +271,8 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
     device = str(cell.device)
 
     data = open_data(cell, cfg)  # before any work: a bad data set fails the cell at once
+    memo_before = memo().stats()
     corpus = data["corpus"]
-    (train_start, train_stop), _ = text_ranges(cfg)
     t0 = time.perf_counter()
     loaded = cell.load_model()
     loaded.model.eval()
@@ -245,10 +283,7 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         sae, log, train_acts = load_pretrained(spec, loaded, cfg, seed, device, corpus), None, None
         timings["load"] = time.perf_counter() - t0
     else:
-        train_acts = harvest_tokens(
-            loaded, hook, train_start, cfg.budget("train_tokens"), cfg.context_length, cfg.model_batch_size,
-            corpus=corpus, stop_doc=train_stop,
-        )
+        train_acts = shared_train_acts(loaded, cfg, corpus)
         timings["harvest"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -256,8 +291,8 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         timings["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    batches = held_out_batches(loaded, cfg, corpus)
-    recon, splice = evaluate(loaded, sae, cfg, batches)
+    batches, _ = shared_reference(loaded, cfg, corpus)
+    recon, splice = evaluate(loaded, sae, cfg, corpus=corpus)
     timings["evaluate"] = time.perf_counter() - t0
     n = recon["n_tokens"]
     density = recon["density"]
@@ -388,6 +423,8 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         "decoder_map": tsne,
         "capability": capability,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        # model-side work this cell reused from earlier cells in its process (harness.memo), or computed
+        "shared": {k: memo().stats()[k] - memo_before[k] for k in ("hits", "misses")},
     }
     if pretrained:  # where the SAE came from: format, folder, content hash of its weights
         details["pretrained"] = dict(getattr(sae, "pretrained_source", None) or {})
