@@ -48,3 +48,20 @@ def test_top_level_layout():
         pytest.skip("not a git checkout")
     top = {f.split("/", 1)[0] for f in files}
     assert top <= allowed, f"unexpected top-level entries: {top - allowed}"
+
+
+def test_every_builtin_suite_readme_states_its_statistical_power():
+    """Each suite's README says how many seeds its board has, its eval size and its primary metric's
+    minimum detectable difference (the line `benchmarks/board_power.py` recomputes)."""
+    import re
+    import sys
+
+    from harness.testing import registries_with
+
+    regs = registries_with(builtins=True)
+    for name in regs.suites.names():
+        folder = sys.modules[regs.suites.get(name).__module__].__name__.split(".")[1]
+        text = (REPO / "plugins" / folder / "README.md").read_text()
+        line = next((ln for ln in text.splitlines() if ln.startswith("**Statistical power:**")), None)
+        assert line is not None, f"plugins/{folder}/README.md: no '**Statistical power:**' line for suite {name}"
+        assert re.search(r"Seeds: \d", line) and "Eval size:" in line and "MDD of `" in line, (folder, line)
