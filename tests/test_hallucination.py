@@ -171,3 +171,36 @@ def test_merged_sampling_batches_equal_chunk_by_chunk(zoo):
         assert np.array_equal(a.embeddings, b.embeddings)
     other = sample_facts(zoo, facts, **(kw | {"seed": 2}))
     assert any(a.texts != b.texts for a, b in zip(merged, other))  # the seed still matters
+
+
+def test_send_paper_protocol_stopping_rule():
+    from harness_plugins.send_mitigators import ees_converged
+
+    assert not ees_converged([1.0], 0.01, 1)  # before any epoch
+    assert not ees_converged([1.0, 0.5], 0.01, 1)  # changed by 50%
+    assert ees_converged([1.0, 0.5, 0.499], 0.01, 1)
+    assert not ees_converged([1.0, 0.5, 0.499], 0.01, 3)  # min_epochs not reached
+    assert not ees_converged([1.0, 1.0, 1.0], 0.0, 1)  # tolerance 0: never early
+    assert ees_converged([-2.0, -2.01], 0.01, 1)  # relative to |previous|
+
+
+def test_send_paper_protocol_splits_measures_and_stops(zoo):
+    from harness.errors import HarnessError
+    from harness_plugins.send_mitigators import SensitiveNeuronDropout, split_protocol_texts
+
+    texts = [f"Person {i} lives in the city of Lonulbo number {i}." for i in range(20)]
+    m = SensitiveNeuronDropout({"epochs": 4, "every_epochs": 2, "drop_fraction": 0.1,
+                                "paper_protocol": {"tolerance": 0.0}})
+    hist = m.apply(zoo, texts, seed=0).model.mitigation_history["protocol"]
+    assert hist["texts"] == {"train": 16, "tracking": 2, "heldout": 2}
+    assert len(hist["heldout_ees"]) == 5 and hist["epochs_trained"] == 4 and not hist["stopped_early"]
+    assert len(set(hist["heldout_ees"])) > 1  # training moves the held-out embeddings
+    # a tolerance every change meets stops at min_epochs
+    m = SensitiveNeuronDropout({"epochs": 4, "every_epochs": 2, "paper_protocol": {"tolerance": 1e9, "min_epochs": 1}})
+    hist = m.apply(zoo, texts, seed=0).model.mitigation_history["protocol"]
+    assert hist["epochs_trained"] == 1 and hist["stopped_early"]
+    # the default (no protocol) keeps its config dump, so cell keys of existing specs stay
+    assert "paper_protocol" not in __import__("harness.config", fromlist=["key_dump"]).key_dump(
+        SensitiveNeuronDropout.Config())
+    with pytest.raises(HarnessError, match="paper_protocol.*Fix"):
+        split_protocol_texts(texts[:8], SensitiveNeuronDropout.Config(paper_protocol={}).paper_protocol)

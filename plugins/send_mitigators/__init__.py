@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from harness import hookimpl
-from harness.config import PluginConfig
+from harness.config import PluginConfig, key_neutral
 from harness.datasets import DatasetRef, dataset_field
 from harness.errors import HarnessError
 from harness.evaluation.capability import CapabilityConfig
@@ -64,6 +64,54 @@ class ContinuedTraining(_Mitigator):
     description = "Plain fine-tuning on the fact texts (the reference every mitigator is compared against)."
 
 
+class PaperProtocol(PluginConfig):
+    """SeND's training protocol (arXiv 2410.15460; the authors' ``send/send_pythia.py``), reconstructed: the
+    data split into training, tracking and held-out texts; after every epoch the Efficient EigenScore of the
+    held-out texts; training stops when that EES has converged."""
+
+    tracking_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="Share of the texts kept out of training whose activations select the "
+        "neurons (the authors' script: 10%, after the 80% it trains on).",
+    )  # fmt: skip
+    heldout_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="Share of the texts kept out of training whose Efficient EigenScore is "
+        "measured after every epoch (the authors' script: the last 10%).",
+    )  # fmt: skip
+    tolerance: float = Field(
+        0.01, ge=0, description="Stop after an epoch whose held-out EES changed by at most this fraction of the "
+        "previous epoch's (|EES_t - EES_t-1| <= tolerance x |EES_t-1|); 0 = never stop early.",
+    )  # fmt: skip
+    min_epochs: int = Field(2, ge=1, description="Epochs trained before the stopping rule is applied.")
+    n_moments: int = Field(20, ge=2, description="Chebyshev moments of the Efficient EigenScore (paper: 20).")
+    n_probes: int = Field(20, ge=1, description="Hutchinson probe vectors of the Efficient EigenScore (paper: 20).")
+
+
+def ees_converged(values: list[float], tolerance: float, min_epochs: int) -> bool:
+    """The stopping rule of :class:`PaperProtocol` on the held-out EES after epochs 0 (before training), 1, ...:
+    True once at least ``min_epochs`` epochs ran and the last change is within ``tolerance`` of the previous value."""
+    epochs = len(values) - 1
+    if epochs < max(min_epochs, 1) or tolerance <= 0:
+        return False
+    prev, last = values[-2], values[-1]
+    return abs(last - prev) <= tolerance * abs(prev)
+
+
+def split_protocol_texts(texts: list[str], protocol: PaperProtocol) -> tuple[list[str], list[str], list[str]]:
+    """(training, tracking, held-out) texts in the data's order: training first, then tracking, then held out
+    (the authors' 80 / 10 / 10 order); each part needs at least two texts."""
+    n = len(texts)
+    n_held = int(round(protocol.heldout_fraction * n))
+    n_track = int(round(protocol.tracking_fraction * n))
+    n_train = n - n_held - n_track
+    if min(n_held, n_track, n_train) < 2:
+        raise HarnessError(
+            f"paper_protocol: {n} texts split into {n_train} training, {n_track} tracking and {n_held} held-out "
+            "texts; each part needs at least 2. Fix: give more texts, or raise paper_protocol.tracking_fraction / "
+            "heldout_fraction."
+        )
+    return texts[:n_train], texts[n_train : n_train + n_track], texts[n_train + n_track :]
+
+
 class _DropConfig(_TrainConfig):
     every_epochs: int = Field(2, ge=1, description="Re-select and zero neurons every this many epochs.")
     drop_fraction: float = Field(
@@ -85,6 +133,12 @@ class SensitiveNeuronDropout(_Mitigator):
         variability: Literal["checkpoints", "examples"] = Field(
             "checkpoints", description="Var over checkpoints (paper) or over tracking examples (authors' code)."
         )
+        paper_protocol: PaperProtocol | None = Field(
+            None, json_schema_extra=key_neutral(),
+            description="SeND's own protocol (set `{}` for its defaults): tracking and held-out texts kept out of "
+            "training, the held-out Efficient EigenScore after every epoch, and its stopping rule. None = the fixed "
+            "schedule on all texts (tracking texts = the first n_track, trained on too).",
+        )  # fmt: skip
 
     @classmethod
     def check(cls, config: PluginConfig, shape: Any) -> list[str]:
@@ -106,26 +160,65 @@ class SensitiveNeuronDropout(_Mitigator):
 
         net, tok = self._model_tok(model)
         c, texts = self.config, list(data)
+        protocol = getattr(c, "paper_protocol", None)
         layer = c.layer % model.n_layers
         n = n_neurons(net, layer)
         rng = np.random.default_rng(seed)
-        state: dict[str, Any] = {"ckpts": [], "mask": [], "history": []}
+        state: dict[str, Any] = {"ckpts": [], "mask": [], "history": [], "ees": []}
+        if protocol is None:
+            train_texts, tracking, heldout = texts, texts[: c.n_track], []
+        else:
+            train_texts, tracking, heldout = split_protocol_texts(texts, protocol)
 
-        def on_epoch(m: Any, epoch: int) -> None:
-            state["ckpts"].append(track(m, tok, texts[: c.n_track], layer))
+        def on_epoch(m: Any, epoch: int) -> bool:
+            state["ckpts"].append(track(m, tok, tracking, layer))
             if epoch > 0 and epoch % c.every_epochs == 0 and epoch < c.epochs:
                 state["mask"] = self.select(state["ckpts"], n, rng)
                 state["history"].append((epoch, state["mask"]))
                 zero_neurons(m, layer, state["mask"])
                 state["ckpts"] = state["ckpts"][-1:]
+            if protocol is None:
+                return False
+            state["ees"].append(heldout_ees(m, tok, heldout, model.n_layers, protocol, seed))
+            return ees_converged(state["ees"], protocol.tolerance, protocol.min_epochs)
 
         def after_step(m: Any) -> None:
             if state["mask"]:
                 zero_neurons(m, layer, state["mask"])
 
-        out = self._finetune(model, texts, seed, on_epoch=on_epoch, after_step=after_step)
-        out.model.mitigation_history = {"layer": layer, "dropped": state["history"]}
+        out = self._finetune(model, train_texts, seed, on_epoch=on_epoch, after_step=after_step)
+        history: dict[str, Any] = {"layer": layer, "dropped": state["history"]}
+        if protocol is not None:
+            history["protocol"] = {
+                "texts": {"train": len(train_texts), "tracking": len(tracking), "heldout": len(heldout)},
+                "heldout_ees": [round(v, 5) for v in state["ees"]],  # after epoch 0 (before training), 1, 2, ...
+                "epochs_trained": len(state["ees"]) - 1,
+                "stopped_early": len(state["ees"]) - 1 < c.epochs,
+            }
+        out.model.mitigation_history = history
         return out
+
+
+def heldout_ees(model: Any, tokenizer: Any, texts: list[str], n_layers: int, protocol: PaperProtocol, seed: int) -> float:
+    """Efficient EigenScore of the held-out texts' embeddings (the penultimate block's output at each text's
+    second-to-last token, as the authors' script reads ``hidden_states[-2][:, -2]``): K = the held-out texts."""
+    import numpy as np
+    import torch
+
+    from harness.models import capture
+    from harness_plugins.hallucination_detectors.scores import efficient_eigenscore
+
+    was_training = model.training
+    model.eval()
+    point = f"blocks.{max(n_layers - 2, 0)}.hook_resid_post"
+    rows = []
+    with torch.no_grad(), capture(model, point) as store:
+        for t in texts:
+            ids = tokenizer(t, return_tensors="pt").input_ids.to(model.device)
+            model(ids)
+            rows.append(store[point][0, max(ids.shape[1] - 2, 0)].float().cpu().numpy())
+    model.train(was_training)
+    return efficient_eigenscore(np.stack(rows), n_moments=protocol.n_moments, n_probes=protocol.n_probes, seed=seed)
 
 
 class RandomNeuronDropout(SensitiveNeuronDropout):

@@ -1,7 +1,8 @@
 """Shared fine-tuning loop and MLP-neuron utilities of the hallucination mitigators.
 
 :func:`finetune` trains a deep COPY of a causal LM on texts (next-token loss, AdamW) and calls
-``on_epoch(model, epoch)`` after every epoch (SeND uses it to track activations and drop neurons).
+``on_epoch(model, epoch)`` after every epoch (SeND uses it to track activations, drop neurons and, in its
+paper protocol, to stop).
 Neurons are a block's MLP hidden units: unit j = row j of the up-projection(s) (weight and bias;
 ``gate_proj`` too for gated MLPs) and column j of the down-projection, found through
 :func:`harness.models.adapters.get_adapter`, so GPT-NeoX, GPT-2 (Conv1D), Llama-style and OPT work.
@@ -74,9 +75,12 @@ def batches(tokenizer, texts: Sequence[str], batch_size: int, generator: torch.G
 
 def finetune(
     model: nn.Module, tokenizer, texts: Sequence[str], *, epochs: int, lr: float, batch_size: int, seed: int,
-    on_epoch: Callable[[nn.Module, int], None] | None = None, after_step: Callable[[nn.Module], None] | None = None,
+    on_epoch: Callable[[nn.Module, int], bool | None] | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
 ) -> nn.Module:
-    """Fine-tune a deep copy of ``model`` (the given model is never modified); return it in eval mode."""
+    """Fine-tune a deep copy of ``model`` (the given model is never modified); return it in eval mode.
+    ``on_epoch(model, epoch)`` runs before the first epoch (epoch 0) and after each; returning True after
+    an epoch stops training there (a stopping rule)."""
     if not texts:
         raise ValueError("fine-tuning data is empty: pass a non-empty list of texts.")
     if tokenizer.pad_token_id is None:
@@ -97,7 +101,7 @@ def finetune(
             opt.step()
             if after_step:
                 after_step(m)
-        if on_epoch:
-            on_epoch(m, epoch)
+        if on_epoch and on_epoch(m, epoch):
+            break
     m.eval()
     return m
