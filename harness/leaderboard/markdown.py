@@ -93,6 +93,9 @@ def ranking_text(board: LeaderboardDoc) -> str:
     if not board.primary_metric:
         return f"Unranked: no declared metric of this suite is a score with values (descriptive columns are " \
                f"shown, never ranked). {win}"
+    if board.rows and all(r.reference for r in board.rows):
+        return (f"Unranked: every row is a reference (the suite describes its models, it does not rank them); "
+                f"sorted by `{board.primary_metric}`.")
     scope = "within each model" if board.ranked_within == "model" else "across models"
     ties = board.tie_test or "`=`: |difference| <= 1.96 x combined standard error."
     return f"Ranked by `{board.primary_metric}` {scope}; {ties} {win}"

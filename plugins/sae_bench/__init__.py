@@ -475,6 +475,8 @@ class SAEBenchSuite(Suite):
         from .board import matched_l0_note, scr_tpp_spread
         from .pareto import summarize
 
+        if not records:
+            return None
         parts = [matched_l0_note(records), summarize(records, out_dir), scr_tpp_spread(records)]
         return "\n\n".join(p.strip() for p in parts if p) + "\n"
 
