@@ -72,6 +72,10 @@ class DictionaryLearner(Plugin):
     """
 
     kind: ClassVar[Kind] = "dictionary_learner"
+    #: The config field of a penalty that sets the learner's sparsity (larger = sparser), for learners whose
+    #: sparsity is not a ``k``: the sae suite retrains such a row at multiples of it to place the row on its
+    #: L0 curve (``penalty_factors``). None: no such field.
+    sparsity_field: ClassVar[str | None] = None
 
     @classmethod
     @abstractmethod

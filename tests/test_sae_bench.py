@@ -411,3 +411,36 @@ def test_rows_and_seeds_share_model_side_work_without_changing_a_value(tmp_path,
     assert alone[1].details["shared"]["hits"] == 0
     for a, b in zip(shared, alone):
         assert {m.column: m.value for m in a.metrics} == {m.column: m.value for m in b.metrics}
+
+
+def test_a_learner_without_k_is_swept_at_multiples_of_its_sparsity_penalty(tmp_path):
+    """gated has no k: the sweep retrains it at penalty_factors x its l1_coefficient, so its curve exists."""
+    import harness.datasets.builtin as datasets
+    import harness_plugins.gated as gated
+    import harness_plugins.lm_eval_suite as lm
+    import harness_plugins.zoo_models as zm
+    from harness.config import RunSpec
+    from harness.runner import execute, plan
+    from harness.store import Store
+    from harness.testing import registries_with
+
+    zoo = _zoo()
+    if zoo is None:
+        pytest.skip("no zoo checkpoints")
+    assert gated.Gated.sparsity_field == "l1_coefficient"
+    regs = registries_with(("sae_bench", sb), ("gated", gated), ("zoo_models", zm), ("lm_eval_suite", lm),
+                           ("datasets", datasets))
+    cfg = {
+        "hook_point": "blocks.0.hook_resid_post", "train_tokens": 1024, "epochs": 1, "batch_size": 256,
+        "eval_tokens": 256, "probing": False, "scr_tpp": False, "absorption": False, "tsne": False,
+        "capability_tasks": [], "penalty_factors": [0.25, 4.0],
+    }  # fmt: skip
+    spec = RunSpec(suites=[{"name": "sae", "config": cfg}], methods=[{"name": "gated", "config": {"l1_coefficient": 2.0}}],
+                   models=[f"zoo:{zoo}"], output_dir=tmp_path, seeds=[0])
+    cells = plan(spec, regs)
+    store = Store(tmp_path)
+    assert execute(cells, store, regs, device="cpu", progress=False).failed == 0
+    sweep = store.get(cells[0].cell.suite, cells[0].key).output.details["sweep"]
+    assert sweep["field"] == "l1_coefficient" and [p["value"] for p in sweep["points"]] == [0.5, 8.0]
+    assert sweep["points"][0]["l0"] > sweep["points"][1]["l0"]  # a smaller penalty is denser
+    assert "penalty_factors" not in sb.SAEBenchSuite.parse_config({}).model_dump(exclude_defaults=True)

@@ -202,3 +202,40 @@ def test_vsae_recipe_topk_is_topks_recipe_and_authors_restores_april_mode():
     sae_t = VSAE.create(16, v, seed=0)
     sae_k = REGS["dictionary_learner"].get("topk").create(16, topk_cfg, seed=0)
     assert sae_t.default_lr() == sae_k.default_lr()
+
+
+class _Bare(torch.nn.Module):
+    """A learner with the DictionaryLearner contract only: no init_from_data, normalize_decoder,
+    remove_parallel_gradient, after_step, firing_stats or default_lr."""
+
+    name = "bare"
+
+    def __init__(self, d: int, lr: float | None) -> None:
+        super().__init__()
+        self.config = type("C", (), {"lr": lr})()
+        self.W_enc = torch.nn.Parameter(torch.randn(d, 2 * d) * 0.1)
+        self.W_dec = torch.nn.Parameter(torch.randn(2 * d, d) * 0.1)
+
+    def encode(self, x):
+        return torch.relu(x @ self.W_enc)
+
+    def decode(self, f):
+        return f @ self.W_dec
+
+    def loss(self, x, step, total_steps):
+        err = (self.decode(self.encode(x)) - x).pow(2).sum(-1).mean()
+        return err, {"mse": err.detach()}
+
+
+def test_a_contract_only_learner_trains_and_one_without_an_lr_is_told_how():
+    from harness.sae import train_sae
+
+    torch.manual_seed(0)
+    x = torch.randn(512, 8)
+    sae = _Bare(8, lr=1e-2)
+    before = (sae.decode(sae.encode(x)) - x).pow(2).sum(-1).mean().item()
+    trained, log = train_sae(sae, activations=x, tokens=2048, batch_size=128, seed=0, progress=False)
+    after = (trained.decode(trained.encode(x)) - x).pow(2).sum(-1).mean().item()
+    assert after < before and log.steps == 16
+    with pytest.raises(TypeError, match="no learning rate.*Fix"):
+        train_sae(_Bare(8, lr=None), activations=x, tokens=256, batch_size=128, seed=0, progress=False)

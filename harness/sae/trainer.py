@@ -239,6 +239,25 @@ def _make_optimizer(params: list[torch.nn.Parameter], lr: float, betas: tuple[fl
         return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
+def optional_hook(sae: Any, name: str, *args: Any) -> Any:
+    """Call the learner's optional training hook ``name`` (``init_from_data``, ``normalize_decoder``,
+    ``remove_parallel_gradient``, ``after_step``, ``firing_stats``) when it defines one; None otherwise. A
+    third-party learner that implements only the DictionaryLearner contract trains without them."""
+    fn = getattr(sae, name, None)
+    return fn(*args) if callable(fn) else None
+
+
+def learner_lr(sae: Any) -> float:
+    """The learner's learning rate: its config's ``lr``, else its ``default_lr()``."""
+    lr = getattr(getattr(sae, "config", None), "lr", None)
+    if lr:
+        return float(lr)
+    if callable(getattr(sae, "default_lr", None)):
+        return float(sae.default_lr())
+    raise TypeError(f"learner {getattr(sae, 'name', type(sae).__name__)!r} has no learning rate. Fix: give its config "
+                    "an `lr` field (set it), or define default_lr().")
+
+
 class TrainStep:
     """One optimiser step of the shared loop (also used by benchmarks/sae_training.py):
     loss under autocast, backward, parallel-gradient removal, clipping, scheduled Adam step,
@@ -247,7 +266,7 @@ class TrainStep:
     def __init__(self, sae: Any, cfg: SAETrainConfig, total_steps: int, device: torch.device) -> None:
         self.sae, self.cfg, self.total_steps = sae, cfg, total_steps
         self.params = [p for p in sae.parameters() if p.requires_grad]
-        self.lr = sae.config.lr or sae.default_lr()
+        self.lr = learner_lr(sae)
         self.optimizer = _make_optimizer(self.params, self.lr, cfg.adam_betas)
         use_amp = cfg.autocast == "bf16" or (cfg.autocast == "auto" and device.type == "cuda")
         self.amp = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_amp else nullcontext
@@ -258,15 +277,15 @@ class TrainStep:
             loss, logs = sae.loss(x, step, self.total_steps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        sae.remove_parallel_gradient()
+        optional_hook(sae, "remove_parallel_gradient")
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip, foreach=True)
         f = lr_factor(step, self.total_steps, cfg)
         for group in opt.param_groups:
             group["lr"] = self.lr * f
         opt.step()
-        sae.normalize_decoder()
-        sae.after_step(step, self.total_steps)
+        optional_hook(sae, "normalize_decoder")
+        optional_hook(sae, "after_step", step, self.total_steps)
         return loss, logs
 
 
@@ -350,8 +369,8 @@ def train_sae(
             scale = float(math.sqrt(d) / x0.norm(dim=-1).mean())
             x0 = x0 * scale
         log.input_scale = scale
-        sae.init_from_data(x0)
-        sae.normalize_decoder()
+        optional_hook(sae, "init_from_data", x0)
+        optional_hook(sae, "normalize_decoder")
 
     from tqdm.auto import tqdm
 
@@ -384,11 +403,11 @@ def train_sae(
                     f"Training {sae.name} diverged: the loss is {rec['loss']} at step {step + 1} of {steps} "
                     f"(lr {lr:g}). Lower the lr, keep grad_clip on, or normalise the activations."
                 )
-            rec |= {"step": step + 1, "lr": lr * lr_factor(step, steps, cfg)} | sae.firing_stats()
+            rec |= {"step": step + 1, "lr": lr * lr_factor(step, steps, cfg)} | (optional_hook(sae, "firing_stats") or {})
             log.records.append(rec)
             acc, acc_n = {}, 0
             bar.set_postfix(l0=f"{rec.get('l0', float('nan')):.1f}", ev=f"{rec.get('explained_variance', float('nan')):.3f}",
-                            dead=f"{rec['dead_fraction']:.3f}", refresh=False)
+                            dead=f"{rec.get('dead_fraction', float('nan')):.3f}", refresh=False)
         if ckpt_dir is not None and ((cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0) or last):
             _save_checkpoint(ckpt_dir, step + 1, sae, opt, {
                 "step": step + 1, "d_in": d, "input_scale": scale, "records": log.records,
@@ -402,5 +421,8 @@ def train_sae(
     log.steps, log.tokens = steps - start, (steps - start) * cfg.batch_size
     sae.eval()
     if scale is not None:
+        if not hasattr(sae, "fold_input_scale"):
+            raise TypeError(f"normalize_activations needs {sae.name}.fold_input_scale(scale) to fold the input scale "
+                            "into its weights. Fix: train it with normalize_activations='none', or define the method.")
         sae.fold_input_scale(scale)
     return sae, log

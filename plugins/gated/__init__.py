@@ -36,6 +36,7 @@ class GatedConfig(SAEConfig):
 
 class Gated(LazySAE):
     name = "gated"
+    sparsity_field = "l1_coefficient"  # the sae suite sweeps multiples of it (no k)
     description = ("Gated SAE: Heaviside gate path and exp(r_mag)-rescaled magnitude path sharing W_enc; L1 on the "
                    "gate pre-activations plus an auxiliary frozen-decoder reconstruction.")
     paper = "arXiv:2404.16014"

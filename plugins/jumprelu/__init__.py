@@ -25,6 +25,7 @@ class JumpReLUConfig(SAEConfig):
 
 class JumpReLU(LazySAE):
     name = "jumprelu"
+    sparsity_field = "l0_coefficient"  # the sae suite sweeps multiples of it (no k)
     description = "JumpReLU SAE: f = z * H(z - theta), L0 penalty, straight-through threshold gradients."
     paper = "arXiv:2407.14435"
     Config = JumpReLUConfig

@@ -32,6 +32,7 @@ class ReluL1Config(SAEConfig):
 
 class ReluL1(LazySAE):
     name = "relu_l1"
+    sparsity_field = "l1_coefficient"  # the sae suite sweeps multiples of it (no k)
     description = "Standard ReLU SAE, L1 penalty weighted by decoder row norms (Anthropic April 2024 update)."
     paper = "transformer-circuits.pub/2024/april-update"
     Config = ReluL1Config

@@ -36,9 +36,11 @@ SAEBENCH = "arXiv:2503.09532"
 #: Budgets of the two presets (fields a spec leaves at None).
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"train_tokens": 32768, "epochs": 2, "eval_tokens": 8192, "sweep_values": [8, 128],
+              "penalty_factors": [0.25, 4.0],
               "probe_train_examples": 400, "probe_test_examples": 400,
               "scr_tpp_train_examples": 800, "scr_tpp_test_examples": 800, "absorption_vocab_words": 2000},
     "full": {"train_tokens": 262144, "epochs": 2, "eval_tokens": 32768, "sweep_values": [8, 16, 64, 128],
+             "penalty_factors": [0.125, 0.5, 2.0, 8.0],
              "probe_train_examples": 1000, "probe_test_examples": 1000,
              "scr_tpp_train_examples": 1600, "scr_tpp_test_examples": 1600, "absorption_vocab_words": 8000},
 }  # fmt: skip
@@ -353,8 +355,16 @@ class SAEBenchSuite(Suite):
             200, ge=0, description="Bootstrap resamples of the held-out contexts for the core metrics' stderr (0 = none)."
         )
         sweep_field: str = Field(
-            "k", description="Learner config field swept for the Pareto plot (rows whose learner lacks it skip the sweep)."
+            "k", description="Learner config field swept for the Pareto plot (a learner without it that declares a "
+            "`sparsity_field` is swept by penalty_factors instead; others skip the sweep)."
         )
+        penalty_factors: list[float] | None = Field(  # added after the keys were fixed: out of the key at its default
+            None, json_schema_extra=key_neutral(),
+            description="For a learner without `sweep_field` whose class declares a `sparsity_field` (a penalty "
+            "coefficient: gated, relu_l1, jumprelu, tied_sae): the multiples of the row's value it is retrained at, "
+            "so that its L0 curve can reach matched_l0; None = preset (quick: 0.25, 4; full: 0.125, 0.5, 2, 8); "
+            "[] = none.",
+        )  # fmt: skip
         sweep_values: list[float] | None = Field(
             None,
             description="Values of `sweep_field` each row is retrained at (same activations and budget) for the L0 vs "

@@ -47,4 +47,5 @@ def coverage_note(points: Sequence[dict[str, float]], level: float) -> str:
     """Why a cell has no matched value: its L0 range, and what to change."""
     lo, hi = min(p["l0"] for p in points), max(p["l0"] for p in points)
     return (f"no score at matched L0 {level:g}: this cell's curve spans L0 {lo:.1f}..{hi:.1f} "
-            f"({len(points)} point(s)); set sweep_values so that they bracket it, or set matched_l0 inside that range")
+            f"({len(points)} point(s)); widen the sweep so that it brackets it (sweep_values; penalty_factors for a "
+            "learner swept by its sparsity penalty), or set matched_l0 inside that range")

@@ -202,22 +202,27 @@ def sweep(spec: Any, acts: torch.Tensor, loaded: Any, cfg: Any, seed: int, devic
           ) -> dict[str, Any]:
     """Retrain the row's learner at every ``sweep_values`` of ``sweep_field`` (same activations, same
     budget) and record its L0 / explained variance / CE-loss recovered: the Pareto curve's points."""
-    values = cfg.budget("sweep_values")
+    field, values = cfg.sweep_field, cfg.budget("sweep_values")
     fields = type(spec.config).model_fields
+    penalty = getattr(spec.cls, "sparsity_field", None)
+    if field not in fields and penalty in fields:  # e.g. gated: retrain at multiples of its l1 coefficient
+        field, base = penalty, float(getattr(spec.config, penalty))
+        values = [base * f for f in cfg.budget("penalty_factors")]
     if not values:
         return {}
-    if cfg.sweep_field not in fields:
-        return {"field": cfg.sweep_field, "skipped": f"learner {spec.name!r} has no config field {cfg.sweep_field!r}"}
+    if field not in fields:
+        return {"field": field, "skipped": f"learner {spec.name!r} has no config field {field!r} and declares no "
+                                           "sparsity_field"}
     points = []
     for v in values:
-        conf = type(spec.config).model_validate({**spec.config.model_dump(), cfg.sweep_field: v})
+        conf = type(spec.config).model_validate({**spec.config.model_dump(), field: v})
         sae, _ = train(spec.cls, conf, acts, cfg, seed, device)
         recon, splice = evaluate(loaded, sae, cfg, corpus=corpus)
         points.append({
-            "value": getattr(conf, cfg.sweep_field), "l0": recon["l0"], "explained_variance": recon["explained_variance"],
+            "value": getattr(conf, field), "l0": recon["l0"], "explained_variance": recon["explained_variance"],
             "ce_loss_recovered": recovered_score(splice.ce_clean, splice.ce_sae, splice.ce_zero),
         })  # fmt: skip
-    return {"field": cfg.sweep_field, "points": points}
+    return {"field": field, "points": points}
 
 
 def matched_values(cell: Any, cfg: Any, recon: dict[str, Any], splice: Any, sweep_details: dict[str, Any]

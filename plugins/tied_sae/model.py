@@ -26,6 +26,7 @@ class TiedSAE(DictionaryLearner, nn.Module):
     """
 
     name = "tied_sae"
+    sparsity_field = "l1_coefficient"  # the sae suite sweeps multiples of it (no k)
     description = (
         "Tied-weight ReLU SAE (W_dec = W_enc^T, no decoder bias, MSE + l1 mean|z|): the dictionary "
         "Bereska et al. 2025 use to count effective features."
