@@ -14,8 +14,8 @@ Memory: full-vocabulary logits are ``rows x positions x vocab`` floats per pass 
 exceed ``max_logits_elements`` (:data:`MAX_LOGITS_ELEMENTS` by default), the batch's hook
 activations are recorded in a pass that stops at the hook point and the logits passes and the
 CE / KL sums run over chunks of rows that fit; the sums are the same up to float rounding. The
-reference keeps clean log-probabilities up to half of ``HARNESS_MEMO_MB``; past that a chunk's
-clean pass is rerun beside each SAE's (two passes per SAE instead of one). A batch that fits
+reference keeps clean log-probabilities up to half of ``HARNESS_MEMO_MB`` (at least one logits chunk, 128
+MiB); past that a chunk's clean pass is rerun beside each SAE's (two passes per SAE instead of one). A batch that fits
 (the zoo's 1k vocabulary) runs exactly as one pass.
 """
 
@@ -144,10 +144,12 @@ class CleanReference:
 
 
 def _keep_budget() -> int:
-    """Bytes of clean log-probabilities a reference keeps: half the memo's budget (``HARNESS_MEMO_MB``)."""
+    """Bytes of clean log-probabilities a reference keeps: half the memo's budget (``HARNESS_MEMO_MB``), and
+    at least one logits chunk (:data:`MAX_LOGITS_ELEMENTS` floats), so that a reference used once (the memo
+    off) costs no more passes than scoring one SAE without a reference did."""
     from harness.memo import budget_bytes
 
-    return budget_bytes() // 2
+    return max(budget_bytes() // 2, 4 * MAX_LOGITS_ELEMENTS)
 
 
 @torch.no_grad()
@@ -164,7 +166,7 @@ def clean_reference(
     """The SAE-independent part of :func:`evaluate_sae`: per batch, the hook activations at kept tokens
     (BOS and padding excluded) and, when ``splice``, the clean and zero-ablation passes' CE / KL sums.
     Clean log-probabilities are kept for the spliced passes while they total at most ``keep_logits_bytes``
-    (None: half of ``HARNESS_MEMO_MB``); each logits pass holds at most ``max_logits_elements`` floats."""
+    (None: half of ``HARNESS_MEMO_MB``, at least one chunk); each logits pass holds at most ``max_logits_elements`` floats."""
     from harness.models import capture, intervene, run_with_cache
     from harness.models.hookpoints import _unwrap
 

@@ -166,15 +166,14 @@ def shared_reference(loaded: Any, cfg: Any, corpus: Any) -> tuple[list[Any], Any
     return memo().get(key, build)
 
 
-def evaluate(loaded: Any, sae: Any, cfg: Any, batches: list[Any] | None = None, corpus: Any = None
-             ) -> tuple[dict[str, Any], Any]:
-    """Reconstruction and CE / KL of ``sae`` on the held-out batches (``batches`` None: the shared ones and
-    their shared clean reference)."""
-    bos = loaded.require_tokenizer().bos_token_id
+def evaluate(loaded: Any, sae: Any, cfg: Any, batches: list[Any] | None = None, corpus: Any = None,
+             reference: Any = None) -> tuple[dict[str, Any], Any]:
+    """Reconstruction and CE / KL of ``sae`` on the held-out batches: ``batches`` None = the shared ones with
+    their shared clean reference; given batches are scored against ``reference`` (None: built for them)."""
     if batches is None:
         batches, reference = shared_reference(loaded, cfg, corpus)
-        return evaluate_sae(loaded, sae, cfg.hook_point, batches, bos_token_id=bos, reference=reference)
-    return evaluate_sae(loaded, sae, cfg.hook_point, batches, bos_token_id=bos)
+    bos = loaded.require_tokenizer().bos_token_id
+    return evaluate_sae(loaded, sae, cfg.hook_point, batches, bos_token_id=bos, reference=reference)
 
 
 def sae_inputs(cell: Any, loaded: Any, sae: Any, cfg: Any, recon: dict[str, Any], batches: list[Any]) -> SAEInputs:
@@ -296,8 +295,8 @@ def run_cell(suite: Any, cell: Any) -> SuiteOutput:
         timings["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    batches, _ = shared_reference(loaded, cfg, corpus)
-    recon, splice = evaluate(loaded, sae, cfg, corpus=corpus)
+    batches, reference = shared_reference(loaded, cfg, corpus)  # also the metrics' token_batches below
+    recon, splice = evaluate(loaded, sae, cfg, batches, reference=reference)
     timings["evaluate"] = time.perf_counter() - t0
     n = recon["n_tokens"]
     density = recon["density"]
