@@ -61,8 +61,10 @@ def checkpoint_step(loaded: Any, revision: str | None) -> int | None:
     """Training step of a checkpoint: the zoo's ``zoo_meta.json`` ``step``, else a Pythia-style revision name
     (``step1000`` -> 1000), else None (unknown: ordered last)."""
     import json
-    import re
+    import math
     from pathlib import Path
+
+    from harness_plugins.scaling.run import step_of
 
     path = getattr(loaded, "path", None)
     meta = Path(path) / "zoo_meta.json" if path else None
@@ -70,8 +72,8 @@ def checkpoint_step(loaded: Any, revision: str | None) -> int | None:
         step = json.loads(meta.read_text()).get("step")
         if isinstance(step, int):
             return step
-    m = re.fullmatch(r"step(\d+)", revision or "")
-    return int(m.group(1)) if m else None
+    step = step_of(revision)
+    return None if math.isinf(step) else int(step)
 
 
 @hookimpl

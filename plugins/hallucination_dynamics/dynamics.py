@@ -60,6 +60,7 @@ def _series(records: list[Any]) -> dict[str, list[tuple[float, str, dict[str, tu
         step = rec.output.details.get("step")
         vals = {mv.column: (mv.value, mv.stderr) for mv in rec.output.metrics}
         by[name][rev] = (math.inf if step is None else float(step), rev, vals)
+
     def natural(name: str) -> list[Any]:  # zoo-32 before zoo-160
         return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
@@ -116,11 +117,10 @@ def _plot(series: dict[str, list], out_dir: Path) -> str | None:
     fig, axes = plt.subplots(1, len(COLUMNS), figsize=(4 * len(COLUMNS), 3.5))
     for ax, c in zip(axes, COLUMNS):
         for name, pts in series.items():
-            xs = [s for s, _, v in pts if c in v and not math.isinf(s)]
-            ys = [v[c][0] for s, _, v in pts if c in v and not math.isinf(s)]
-            es = [1.96 * (v[c][1] or 0.0) for s, _, v in pts if c in v and not math.isinf(s)]
-            if xs:
-                ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+            known = [(s, v[c]) for s, _, v in pts if c in v and not math.isinf(s)]  # plotted at a known step
+            if known:
+                ax.errorbar([s for s, _ in known], [m for _, (m, _) in known],
+                            yerr=[1.96 * (se or 0.0) for _, (_, se) in known], marker="o", capsize=3, label=name)
         ax.set_xscale("log")
         ax.set_xlabel("training step")
         ax.set_title(c, fontsize=9)

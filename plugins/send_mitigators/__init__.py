@@ -202,23 +202,12 @@ class SensitiveNeuronDropout(_Mitigator):
 def heldout_ees(model: Any, tokenizer: Any, texts: list[str], n_layers: int, protocol: PaperProtocol, seed: int) -> float:
     """Efficient EigenScore of the held-out texts' embeddings (the penultimate block's output at each text's
     second-to-last token, as the authors' script reads ``hidden_states[-2][:, -2]``): K = the held-out texts."""
-    import numpy as np
-    import torch
-
-    from harness.models import capture
     from harness_plugins.hallucination_detectors.scores import efficient_eigenscore
 
-    was_training = model.training
-    model.eval()
-    point = f"blocks.{max(n_layers - 2, 0)}.hook_resid_post"
-    rows = []
-    with torch.no_grad(), capture(model, point) as store:
-        for t in texts:
-            ids = tokenizer(t, return_tensors="pt").input_ids.to(model.device)
-            model(ids)
-            rows.append(store[point][0, max(ids.shape[1] - 2, 0)].float().cpu().numpy())
-    model.train(was_training)
-    return efficient_eigenscore(np.stack(rows), n_moments=protocol.n_moments, n_probes=protocol.n_probes, seed=seed)
+    from .send import second_to_last
+
+    z = second_to_last(model, tokenizer, texts, f"blocks.{max(n_layers - 2, 0)}.hook_resid_post")
+    return efficient_eigenscore(z, n_moments=protocol.n_moments, n_probes=protocol.n_probes, seed=seed)
 
 
 class RandomNeuronDropout(SensitiveNeuronDropout):

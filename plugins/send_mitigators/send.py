@@ -11,12 +11,11 @@ from harness.models import capture
 
 
 @torch.no_grad()
-def track(model, tokenizer, texts: Sequence[str], layer: int) -> np.ndarray:
-    """MLP post-activation of block ``layer`` at each text's second-to-last token: ``[n_texts, n_neurons]``."""
+def second_to_last(model, tokenizer, texts: Sequence[str], point: str) -> np.ndarray:
+    """Hook ``point``'s activation at each text's second-to-last token (SeND's tracked position): ``[n_texts, d]``."""
     was_training = model.training
     model.eval()
     rows = []
-    point = f"blocks.{layer}.mlp.hook_post"
     with capture(model, point) as store:
         for t in texts:
             ids = tokenizer(t, return_tensors="pt").input_ids.to(model.device)
@@ -25,6 +24,11 @@ def track(model, tokenizer, texts: Sequence[str], layer: int) -> np.ndarray:
             rows.append(store[point][0, pos].float().cpu().numpy())
     model.train(was_training)
     return np.stack(rows)
+
+
+def track(model, tokenizer, texts: Sequence[str], layer: int) -> np.ndarray:
+    """MLP post-activation of block ``layer`` at each text's second-to-last token: ``[n_texts, n_neurons]``."""
+    return second_to_last(model, tokenizer, texts, f"blocks.{layer}.mlp.hook_post")
 
 
 def sensitivity(checkpoints: Sequence[np.ndarray], variability: str = "checkpoints") -> np.ndarray:
